@@ -1,0 +1,1 @@
+"""HTTP query APIs, one router per wire API."""

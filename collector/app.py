@@ -1,0 +1,171 @@
+"""Composition root: builds the collector from Settings and runs its servers until told to stop.
+
+The only place that knows every concrete piece: the engine adapter, migrations, writer, reader,
+pipeline, receivers and API routers are wired here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import exposition
+
+from collector import __version__
+from collector.api.obs import obs_router
+from collector.config import Settings
+from collector.pipeline.admission import Admission
+from collector.pipeline.decoding import Decoder
+from collector.pipeline.ingest import Ingest
+from collector.receivers.otlp_grpc import otlp_grpc_server
+from collector.receivers.otlp_http import otlp_router
+from collector.store.engine import Engine
+from collector.store.readers import StoreReader
+from collector.store.schema import apply_retention, migrate, wait_ready
+from collector.store.writer import StoreWriter
+from collector.telemetry import SelfMetrics
+
+log = logging.getLogger("observatory.collector")
+
+
+def open_engine(settings: Settings) -> Engine:
+    if settings.storage.url:
+        from collector.store.clickhouse_engine import ClickHouseEngine
+
+        return ClickHouseEngine(settings.storage.url)
+    from collector.store.chdb_engine import ChdbEngine
+
+    return ChdbEngine.shared(settings.storage.data_dir)
+
+
+@dataclass
+class Collector:
+    settings: Settings
+    engine: Engine
+    metrics: SelfMetrics
+    ingest: Ingest
+    reader: StoreReader
+    ready: bool = False
+
+
+def build(settings: Settings) -> Collector:
+    """Open the store and apply migrations; nothing is accepted before this has succeeded."""
+    engine = open_engine(settings)
+    wait_ready(engine)
+    db = settings.storage.database
+    migrate(engine, db, log.info)
+    apply_retention(engine, db, settings.storage.retention)
+    metrics = SelfMetrics()
+    writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert)
+    reader = StoreReader(engine, db)
+    metrics.add_store_size(reader.store_sizes)
+    limits = settings.limits
+    ingest = Ingest(
+        writer,
+        Decoder(settings.write.decode_workers, limits.max_age, limits.max_future),
+        Admission(limits.max_inflight_bytes, limits.retry_after),
+        metrics,
+        settings.write.max_batch_rows,
+    )
+    return Collector(settings, engine, metrics, ingest, reader)
+
+
+def main_app(c: Collector) -> FastAPI:
+    """Everything HTTP on the main port: OTLP/HTTP, the native API, health and own metrics."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(title="Observatory collector", version=__version__, lifespan=lifespan)
+    app.include_router(otlp_router(c.ingest, c.settings.limits.max_body_bytes))
+    app.include_router(obs_router(c.reader))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        if not c.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, c.engine.query, "SELECT 1")
+        except Exception as exc:
+            return JSONResponse({"status": "store unavailable", "error": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def own_metrics(request: Request) -> Response:
+        encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(c.metrics.registry), media_type=content_type)
+
+    return app
+
+
+def otlp_app(c: Collector) -> FastAPI:
+    """The separate OTLP/HTTP port (4318): only /v1/*, as an OpenTelemetry Collector serves it."""
+    app = FastAPI(title="Observatory OTLP/HTTP receiver", version=__version__, openapi_url=None)
+    app.include_router(otlp_router(c.ingest, c.settings.limits.max_body_bytes))
+    return app
+
+
+class _Server(uvicorn.Server):
+    # Signals are handled once for all servers of the process, in `serve`.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; then stop accepting, finish in-flight inserts and exit."""
+    c = build(settings)
+    s = settings.server
+    common = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10, "lifespan": "off"}
+    servers = [_Server(uvicorn.Config(main_app(c), host=s.host, port=s.http_port, **common))]  # type: ignore[arg-type]
+    grpc_server = None
+    if s.otlp_ports:
+        servers.append(_Server(uvicorn.Config(otlp_app(c), host=s.host, port=s.otlp_http_port, **common)))  # type: ignore[arg-type]
+        grpc_server, _ = otlp_grpc_server(
+            c.ingest, f"{s.host}:{s.otlp_grpc_port}", settings.limits.max_grpc_message_bytes
+        )
+    c.ingest.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if grpc_server is not None:
+        await grpc_server.start()
+    tasks = [asyncio.create_task(srv.serve()) for srv in servers]
+    while not all(srv.started for srv in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    failed = [t for t in tasks if t.done()]
+    if failed:
+        for t in failed:
+            t.result()  # re-raise a bind error and the like
+        raise SystemExit("a server failed to start")
+    c.ready = True
+    ports = f"http {s.host}:{s.http_port}"
+    if s.otlp_ports:
+        ports += f", otlp/http :{s.otlp_http_port}, otlp/grpc :{s.otlp_grpc_port}"
+    log.info("collector ready (%s; store %s)", ports, c.engine.name)
+    await stop.wait()
+    log.info("shutting down")
+    c.ready = False
+    for srv in servers:
+        srv.should_exit = True
+    if grpc_server is not None:
+        await grpc_server.stop(grace=5)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await c.ingest.close()
+    c.engine.close()

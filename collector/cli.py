@@ -1,0 +1,69 @@
+"""The `obs` command: `obs collector` runs the collector, `obs up` runs the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from collector import __version__
+from collector.config import ConfigError, Settings, load_settings
+
+
+def _settings(path: str | None) -> Settings:
+    if path is None and Path("obs.yaml").exists():
+        path = "obs.yaml"
+    try:
+        return load_settings(Path(path) if path else None)
+    except ConfigError as exc:
+        print(f"obs: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run_collector(settings: Settings) -> int:
+    from collector.app import serve  # heavy imports (chDB) only for commands that need them
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="obs", description="Observatory: observability for microservices")
+    parser.add_argument("--version", action="version", version=f"observatory {__version__}")
+    parser.add_argument(
+        "-c", "--config", default=os.environ.get("OBS_CONFIG"), help="YAML config file (default: ./obs.yaml if present)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("collector", help="run the collector (OTLP receivers, store, query APIs)")
+    sub.add_parser("up", help="run the whole stack on this machine (for now: the collector)")
+    check = sub.add_parser("check-config", help="validate the configuration and print the effective settings")
+    check.add_argument("--json", action="store_true", help="print the settings as JSON")
+    args = parser.parse_args(argv)
+    settings = _settings(args.config)
+    if args.command == "check-config":
+        print(settings.model_dump_json(indent=2))
+        return 0
+    if args.command == "up":
+        s = settings.server
+        print(f"Observatory {__version__}: starting the collector")
+        print(f"  HTTP APIs and UI   http://{s.host}:{s.http_port}/  (OpenAPI at /docs)")
+        if s.otlp_ports:
+            print(f"  OTLP/HTTP          http://{s.host}:{s.otlp_http_port}/v1/{{traces,metrics,logs}}")
+            print(f"  OTLP/gRPC          {s.host}:{s.otlp_grpc_port}")
+        print(f"  data               {settings.storage.url or settings.storage.data_dir}")
+        print("Stop with Ctrl-C.", flush=True)
+    return _run_collector(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""OTLP traces: ExportTraceServiceRequest -> SpanBatch in the otel_traces layout, checking every span."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.codecs.otlp_values import (
+    Rejections,
+    TimeWindow,
+    add_attributes,
+    any_value_text,
+    check_span_id,
+    check_trace_id,
+)
+from collector.model import SpanBatch
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from collections.abc import Iterable
+
+# The OpenTelemetry Collector's ClickHouse exporter spells kinds and status codes this way.
+SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODES = ("Unset", "Ok", "Error")
+
+
+def span_problem(span: Span, window: TimeWindow) -> str | None:
+    """Why a span cannot be stored, or None. Ids must be valid and the times inside the window."""
+    problem = (
+        check_trace_id(span.trace_id)
+        or check_span_id(span.span_id)
+        or check_span_id(span.parent_span_id, "parent_span_id", optional=True)
+    )
+    if problem:
+        return problem
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if start == 0:
+        return "start_time_unix_nano is missing"
+    if end < start:
+        return f"end_time_unix_nano {end} is before start_time_unix_nano {start}"
+    return window.check(start)
+
+
+def decode_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tuple[SpanBatch, Rejections]:
+    """Flatten a request into columns. Invalid spans are left out and counted with their location."""
+    batch = SpanBatch()
+    rejected = Rejections()
+    b = batch
+    for ri, rs in enumerate(request.resource_spans):
+        res_vals_row = _resource_rows(rs.resource.attributes)
+        service = res_vals_row[2]
+        for si, ss in enumerate(rs.scope_spans):
+            scope_name = ss.scope.name
+            scope_version = ss.scope.version
+            for pi, span in enumerate(ss.spans):
+                problem = span_problem(span, window)
+                if problem:
+                    rejected.add(f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]", problem)
+                    continue
+                start = span.start_time_unix_nano
+                b.timestamp.append(start)
+                b.trace_id.append(span.trace_id.hex())
+                b.span_id.append(span.span_id.hex())
+                b.parent_span_id.append(span.parent_span_id.hex())
+                b.trace_state.append(span.trace_state)
+                b.span_name.append(span.name)
+                kind = span.kind
+                b.span_kind.append(SPAN_KINDS[kind] if 0 <= kind < 6 else str(kind))
+                b.service_name.append(service)
+                b.resource_attributes.add_row(res_vals_row[0])
+                b.resource_attribute_types.add_row(res_vals_row[1])
+                b.scope_name.append(scope_name)
+                b.scope_version.append(scope_version)
+                add_attributes(span.attributes, b.span_attributes, b.span_attribute_types)
+                b.duration.append(span.end_time_unix_nano - start)
+                code = span.status.code
+                b.status_code.append(STATUS_CODES[code] if 0 <= code < 3 else str(code))
+                b.status_message.append(span.status.message)
+                if span.events:
+                    for ev in span.events:
+                        b.events_timestamp.append(ev.time_unix_nano)
+                        b.events_name.append(ev.name)
+                        add_attributes(ev.attributes, b.events_attributes, b.events_attribute_types)
+                b.events_outer.append(len(b.events_name))
+                if span.links:
+                    for link in span.links:
+                        b.links_trace_id.append(link.trace_id.hex())
+                        b.links_span_id.append(link.span_id.hex())
+                        b.links_trace_state.append(link.trace_state)
+                        add_attributes(link.attributes, b.links_attributes, b.links_attribute_types)
+                b.links_outer.append(len(b.links_trace_id))
+    return batch, rejected
+
+
+def _resource_rows(attrs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str, str], str]:
+    """(values, types, service.name) of a resource, computed once per resource, not per span."""
+    values: dict[str, str] = {}
+    types: dict[str, str] = {}
+    for kv in attrs:
+        text, tag = any_value_text(kv.value)
+        values[kv.key] = text
+        if tag is not None:
+            types[kv.key] = tag
+    return values, types, values.get("service.name", "")

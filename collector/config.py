@@ -1,0 +1,203 @@
+"""Typed collector settings: obs.yaml plus OBS_* environment overrides, checked once at startup.
+
+Every key can be overridden by an environment variable named after its path, upper-cased, with `__`
+between levels: `storage.retention.traces` is `OBS_STORAGE__RETENTION__TRACES`. The value is read as
+YAML, so `OBS_LIMITS__MAX_BODY_BYTES=1MiB` and `OBS_STORAGE__URL=` both do what they look like.
+Nothing here runs at import time: `load_settings` is called by the composition root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+    "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0,
+}
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3,
+}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number (seconds) or a Prometheus-style duration such as `1h30m` or `500ms`."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s or 7d, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as 30s or 7d, got {value!r}")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 5m, 7d")
+    return total
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an integer or a size such as `20MiB`."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 20MiB, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.fullmatch(value.strip())
+        if match:
+            return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+    raise ValueError(f"invalid size {value!r}: use bytes or a unit, e.g. 20MiB, 512KB")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetentionSettings(_Section):
+    """How long each signal is kept (ClickHouse TTL); 0 keeps data forever."""
+
+    traces: Duration = 7 * 86400.0
+    logs: Duration = 7 * 86400.0
+    metrics: Duration = 30 * 86400.0
+
+
+class StorageSettings(_Section):
+    # Empty: chDB in-process with its files under data_dir. Set: a ClickHouse server, e.g.
+    # http://user:pass@host:8123/, reached with clickhouse-connect.
+    url: str = ""
+    data_dir: Path = Path("./data")
+    database: str = "observatory"
+    retention: RetentionSettings = RetentionSettings()
+    # Fault injection for tests and capacity drills: every insert waits this long first.
+    insert_delay: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _check_database(self) -> StorageSettings:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.database):
+            raise ValueError(f"database {self.database!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        return self
+
+
+class LimitSettings(_Section):
+    # Request bodies are limited after decompression (a gzip bomb is cut off while inflating).
+    max_body_bytes: Size = 20 * 1024 * 1024
+    # gRPC messages; 4 MiB is the gRPC default clients expect.
+    max_grpc_message_bytes: Size = 4 * 1024 * 1024
+    # Decoded data waiting for or inside an insert; past it requests get 429/UNAVAILABLE.
+    max_inflight_bytes: Size = 256 * 1024 * 1024
+    # Seconds a throttled client is told to wait (Retry-After).
+    retry_after: Duration = 1.0
+    # Items with timestamps older than now - max_age or newer than now + max_future are rejected;
+    # 0 turns either check off.
+    max_age: Duration = 7 * 86400.0
+    max_future: Duration = 3600.0
+
+
+class WriteSettings(_Section):
+    # Group commit: requests that arrive while an insert runs are coalesced into the next one.
+    max_batch_rows: int = Field(default=200_000, gt=0)
+    # Worker processes that decode OTLP protobuf beside the server process; 0 decodes in-process.
+    decode_workers: int = Field(default=0, ge=0, le=64)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    http_port: int = Field(default=9095, ge=0, le=65535)
+    otlp_http_port: int = Field(default=4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
+    # Set to false to not open the separate OTLP ports (the main port serves /v1/* as well).
+    otlp_ports: bool = True
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitSettings = LimitSettings()
+    write: WriteSettings = WriteSettings()
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_log_level(self) -> Settings:
+        if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError(f"log_level {self.log_level!r} must be debug, info, warning, error or critical")
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the reason."""
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Set OBS_A__B=v into data['a']['b']; returns key path -> variable name, for error messages."""
+    origins: dict[str, str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith("OBS_") or name.startswith("OBS_TEST_"):
+            continue
+        path = [part.lower() for part in name[4:].split("__")]
+        if not all(path):
+            raise ConfigError(f"{name}: empty key segment (use __ between levels, e.g. OBS_STORAGE__URL)")
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node[path[-1]] = value
+        origins[".".join(path)] = name
+    return origins
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file (if any), apply environment overrides, validate. Raises ConfigError."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        data = loaded or {}
+    origins = _apply_env(data, os.environ if env is None else env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            where = f" (from {origins[key]})" if key in origins else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{key}{where}: {msg}")
+        source = str(path) if path else "configuration"
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Between receivers and the store: admission limits, group commit, stateful conversions."""

@@ -1,0 +1,77 @@
+"""Turns OTLP request bodies into writable batches, in this process or in worker processes.
+
+Decoding is pure CPU (protobuf parse, then flattening into columns). With `write.decode_workers` > 0
+it runs in a pool of worker processes so it does not hold the server process' GIL: the body goes in as
+bytes, the columns come back as Arrow tables (cheap to move between processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.codecs.otlp_logs import decode_logs
+from collector.codecs.otlp_metrics import decode_metrics
+from collector.codecs.otlp_traces import decode_traces
+from collector.codecs.otlp_values import Rejections, TimeWindow
+from collector.codecs.otlp_wire import parse_request
+
+
+@dataclass
+class Decoded:
+    """One request's data ready to write: `payload` is an Arrow table (spans, logs) or the metric result."""
+
+    signal: str
+    accepted: int
+    rejected: Rejections
+    payload: Any
+    received: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def window_now(max_age: float, max_future: float) -> TimeWindow:
+    now = time.time_ns()
+    return TimeWindow(
+        min_ns=now - int(max_age * 1e9) if max_age else 0,
+        max_ns=now + int(max_future * 1e9) if max_future else 0,
+    )
+
+
+def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_future: float) -> Decoded:
+    """Parse and flatten one OTLP request. Raises PermanentError for a body that cannot be parsed."""
+    request = parse_request(signal, body, encoding)
+    window = window_now(max_age, max_future)
+    if signal == "traces":
+        spans, rejected = decode_traces(request, window)  # type: ignore[arg-type]
+        return Decoded(signal, len(spans), rejected, spans.to_arrow(), len(spans) + rejected.count)
+    if signal == "logs":
+        logs, rejected = decode_logs(request, window)  # type: ignore[arg-type]
+        return Decoded(signal, len(logs), rejected, logs.to_arrow(), len(logs) + rejected.count)
+    result = decode_metrics(request, window)  # type: ignore[arg-type]
+    return Decoded(signal, result.points, result.rejected, result, result.points + result.rejected.count)
+
+
+class Decoder:
+    def __init__(self, workers: int, max_age: float, max_future: float) -> None:
+        self._max_age = max_age
+        self._max_future = max_future
+        self._executor: Executor
+        if workers > 0:
+            # spawn, not fork: the server process holds chDB and threads that must not be forked.
+            self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        else:
+            # A thread keeps the event loop answering (health checks, other requests) while decoding.
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+
+    async def decode(self, signal: str, body: bytes, encoding: str) -> Decoded:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, decode_otlp, signal, body, encoding, self._max_age, self._max_future
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

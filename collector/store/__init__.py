@@ -1,0 +1,1 @@
+"""ClickHouse storage: engine adapters, schema migrations, writers and readers."""

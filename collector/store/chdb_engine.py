@@ -1,0 +1,92 @@
+"""Engine adapter for chDB: ClickHouse in this process, its files under a data directory.
+
+chDB allows one data path per process, so a process opens exactly one ChdbEngine; tests isolate
+themselves with a database per test, never a second path.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import chdb
+import pyarrow as pa
+
+_OPEN: dict[str, ChdbEngine] = {}
+
+# Query parameter values travel in ClickHouse's "escaped" text format (as on the HTTP interface):
+# scalars are TSV-escaped, array elements are quoted literals with backslash escapes.
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"})
+_QUOTED = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.translate(_QUOTED) + "'"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Parameter values as the text ClickHouse parses them from."""
+    out = {}
+    for name, value in (params or {}).items():
+        if isinstance(value, str):
+            out[name] = value.translate(_ESCAPED)
+        elif isinstance(value, datetime):
+            out[name] = value.strftime("%Y-%m-%d %H:%M:%S")
+        else:
+            out[name] = _literal(value)
+    return out
+_OPEN_LOCK = threading.Lock()
+
+
+class ChdbEngine:
+    name = "chdb"
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = str(data_dir.resolve())
+        self._conn = chdb.connect(self.path)
+        # Every timestamp is UTC on the way in and out, whatever the machine's zone.
+        self._conn.query("SET session_timezone = 'UTC'")
+
+    @classmethod
+    def shared(cls, data_dir: Path) -> ChdbEngine:
+        """The process' engine for data_dir; asking for a second, different path is an error."""
+        path = str(data_dir.resolve())
+        with _OPEN_LOCK:
+            if path in _OPEN:
+                return _OPEN[path]
+            if _OPEN:
+                other = next(iter(_OPEN))
+                raise RuntimeError(f"chDB already has data path {other} open in this process; cannot open {path}")
+            engine = cls(data_dir)
+            _OPEN[path] = engine
+            return engine
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._conn.query(sql, "Null", params=encode_params(params))
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        result = self._conn.query(sql, "ArrowTable", params=encode_params(params))
+        assert isinstance(result, pa.Table)
+        return result
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        # chDB's Python() table function finds the Arrow table by variable name in this frame.
+        obs_insert_data = data  # noqa: F841 - read by chDB through the frame
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        self._conn.query(f"INSERT INTO {table} ({columns}) SELECT * FROM Python(obs_insert_data)", "Null")
+
+    def close(self) -> None:
+        # chDB keeps one session per process; closing it would make the path unusable for the process.
+        pass

@@ -1,0 +1,88 @@
+"""Writes batches into the store's tables; every call returns only once the rows are in the store.
+
+Called from the group-commit stage with all the batches that arrived while the previous insert ran,
+so one call is one insert per table however many requests it carries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import pyarrow as pa
+
+from collector.model import MetricBatch, MetricMetadata
+from collector.store.engine import Engine
+
+# Re-write a known series at least this often so the series table's TTL only drops dead series.
+_SERIES_REFRESH_S = 86400.0
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        database: str,
+        insert_delay: float = 0.0,
+        observe_insert: Callable[[str, float, int], None] = lambda _t, _s, _n: None,
+    ) -> None:
+        self._engine = engine
+        self._db = database
+        self._delay = insert_delay
+        self._observe = observe_insert
+        # fingerprint -> monotonic time it was last written; guarded by _lock (metric inserts may
+        # run beside each other on the executor).
+        self._series_written: dict[int, float] = {}
+        self._metadata_written: dict[str, MetricMetadata] = {}
+        self._lock = threading.Lock()
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        if self._delay:
+            time.sleep(self._delay)
+        started = time.perf_counter()
+        self._engine.insert(f"{self._db}.{table}", data)
+        self._observe(table, time.perf_counter() - started, data.num_rows)
+
+    def write_spans(self, tables: Sequence[pa.Table]) -> None:
+        self._insert("otel_traces", _concat(tables))
+
+    def write_logs(self, tables: Sequence[pa.Table]) -> None:
+        self._insert("otel_logs", _concat(tables))
+
+    def write_metrics(self, batches: Sequence[MetricBatch]) -> None:
+        """Series first, then samples: a reader never sees samples whose series is missing."""
+        merged = MetricBatch()
+        now = time.monotonic()
+        with self._lock:
+            for batch in batches:
+                for fp, labels in batch.series.items():
+                    last = self._series_written.get(fp)
+                    if last is None or now - last > _SERIES_REFRESH_S:
+                        merged.series[fp] = labels
+                for name, meta in batch.metadata.items():
+                    if self._metadata_written.get(name) != meta:
+                        merged.metadata[name] = meta
+        self._insert("metrics_series", merged.series_table())
+        self._insert("metrics_metadata", merged.metadata_table())
+        names: dict[int, str] = {}
+        for batch in batches:
+            for fp, labels in batch.series.items():
+                names[fp] = labels.get("__name__", "")
+        self._insert("metrics_samples", _with_names(_concat([b.samples_table() for b in batches]), names))
+        self._insert("metrics_exemplars", _with_names(_concat([b.exemplars_table() for b in batches]), names))
+        with self._lock:
+            for fp in merged.series:
+                self._series_written[fp] = now
+            self._metadata_written.update(merged.metadata)
+
+
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _with_names(table: pa.Table, names: dict[int, str]) -> pa.Table:
+    fps = table.column("Fingerprint").to_pylist()
+    return table.add_column(0, "MetricName", pa.array([names[fp] for fp in fps], pa.string()))

@@ -1,0 +1,212 @@
+"""One store suite for both engine adapters: chDB always, a ClickHouse server when one is given.
+
+chDB allows one data path per process, so every chDB test shares the session's path and isolates
+itself with a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from collector.codecs.otlp_logs import decode_logs
+from collector.codecs.otlp_traces import decode_traces
+from collector.codecs.otlp_values import TimeWindow
+from collector.config import RetentionSettings
+from collector.model import MetricBatch, MetricMetadata
+from collector.store.engine import Engine
+from collector.store.readers import LogQuery, StoreReader, TraceQuery
+from collector.store.schema import MIGRATIONS, apply_retention, migrate
+from collector.store.writer import StoreWriter
+
+CLICKHOUSE_URL = os.environ.get("OBS_TEST_CLICKHOUSE_URL", "")
+_CHDB_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / f"obs-store-tests-{os.getpid()}"
+
+
+@pytest.fixture(
+    params=[
+        "chdb",
+        pytest.param(
+            "clickhouse",
+            marks=pytest.mark.skipif(
+                not CLICKHOUSE_URL,
+                reason="no ClickHouse server: set OBS_TEST_CLICKHOUSE_URL=http://user:pass@host:8123/ to run "
+                "this suite against one",
+            ),
+        ),
+    ]
+)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    if request.param == "chdb":
+        from collector.store.chdb_engine import ChdbEngine
+
+        return ChdbEngine.shared(_CHDB_DIR)
+    from collector.store.clickhouse_engine import ClickHouseEngine
+
+    return ClickHouseEngine(CLICKHOUSE_URL)
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    migrate(engine, name)
+    yield name
+    engine.command(f"DROP DATABASE IF EXISTS {name}")
+
+
+def _kv(key: str, **value: object) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(**value))  # type: ignore[arg-type]
+
+
+def _trace_request(trace_id: bytes, service: str, n: int, base_ns: int) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(_kv("service.name", string_value=service))
+    ss = rs.scope_spans.add()
+    for i in range(n):
+        span = ss.spans.add()
+        span.trace_id = trace_id
+        span.span_id = (i + 1).to_bytes(8, "big")
+        if i:
+            span.parent_span_id = (1).to_bytes(8, "big")
+        span.name = "root" if i == 0 else f"child-{i}"
+        span.kind = 2 if i == 0 else 3
+        span.start_time_unix_nano = base_ns + i * 1000
+        span.end_time_unix_nano = base_ns + i * 1000 + (i + 1) * 1_000_000
+        span.attributes.append(_kv("n", int_value=i))
+        span.attributes.append(_kv("ratio", double_value=i / 4))
+        span.attributes.append(_kv("http.route", string_value=f"/r/{i}"))
+        if i == 2:
+            span.status.code = 2
+            span.status.message = "boom"
+    return req
+
+
+def test_migrations_are_recorded_once(engine: Engine, db: str) -> None:
+    assert migrate(engine, db) == []
+    versions = engine.query(f"SELECT Version FROM {db}.schema_migrations ORDER BY Version").column(0).to_pylist()
+    assert versions == [m.version for m in MIGRATIONS]
+
+
+def test_retention_sets_and_removes_ttl(engine: Engine, db: str) -> None:
+    apply_retention(engine, db, RetentionSettings(traces=3600, logs=0, metrics=86400))
+    tables = {
+        r["name"]: r["engine_full"]
+        for r in engine.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {d:String}", {"d": db}
+        ).to_pylist()
+    }
+    assert "toIntervalSecond(3600)" in tables["otel_traces"]
+    assert "TTL" not in tables["otel_logs"]
+    assert "toIntervalSecond(86400)" in tables["metrics_samples"]
+    apply_retention(engine, db, RetentionSettings(traces=0, logs=0, metrics=0))
+    engine_full = engine.query(
+        "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'otel_traces'", {"d": db}
+    ).column(0)[0].as_py()
+    assert "TTL" not in engine_full
+
+
+def test_spans_round_trip_and_search(engine: Engine, db: str) -> None:
+    writer, reader = StoreWriter(engine, db), StoreReader(engine, db)
+    base = 1_700_000_000_000_000_000
+    tid = uuid.uuid4().bytes
+    batch, rejected = decode_traces(_trace_request(tid, "orders", 4, base), TimeWindow())
+    assert rejected.count == 0
+    writer.write_spans([batch.to_arrow()])
+    spans = reader.trace(tid.hex())
+    assert [s["name"] for s in spans] == ["root", "child-1", "child-2", "child-3"]
+    assert spans[1]["attributes"] == {"n": 1, "ratio": 0.25, "http.route": "/r/1"}
+    assert spans[1]["parent_span_id"] == (1).to_bytes(8, "big").hex()
+    assert spans[2]["status"] == {"code": "Error", "message": "boom"}
+    assert int(spans[3]["start_time_unix_nano"]) == base + 3000
+    assert reader.trace(uuid.uuid4().hex) == []
+
+    other = uuid.uuid4().bytes
+    batch2, _ = decode_traces(_trace_request(other, "payments", 2, base + 10**9), TimeWindow())
+    writer.write_spans([batch2.to_arrow()])
+    found = reader.search_traces(TraceQuery(limit=10))
+    assert [t["trace_id"] for t in found] == [other.hex(), tid.hex()]  # newest first
+    assert found[1]["root_service"] == "orders" and found[1]["span_count"] == 4 and found[1]["error_count"] == 1
+    assert [t["trace_id"] for t in reader.search_traces(TraceQuery(service="orders"))] == [tid.hex()]
+    assert [t["trace_id"] for t in reader.search_traces(TraceQuery(status="error"))] == [tid.hex()]
+    by_duration = reader.search_traces(TraceQuery(min_duration_ns=3_500_000))
+    assert [t["trace_id"] for t in by_duration] == [tid.hex()]
+    assert reader.search_traces(TraceQuery(attributes=[("http.route", "/r/1")], service="payments"))[0][
+        "trace_id"
+    ] == other.hex()
+    hostile = "x' OR 1=1 --\\"
+    assert reader.search_traces(TraceQuery(service=hostile, attributes=[(hostile, hostile)])) == []
+    services = {s["name"]: s["operations"] for s in reader.services()}
+    assert services == {"orders": ["child-1", "child-2", "child-3", "root"], "payments": ["child-1", "root"]}
+
+
+def test_logs_round_trip_and_filters(engine: Engine, db: str) -> None:
+    writer, reader = StoreWriter(engine, db), StoreReader(engine, db)
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.append(_kv("service.name", string_value="gateway"))
+    sl = rl.scope_logs.add()
+    tid = uuid.uuid4().bytes
+    for i, (sev, text) in enumerate([(9, "INFO"), (13, "WARN"), (17, "ERROR")]):
+        rec = sl.log_records.add()
+        rec.time_unix_nano = 1_700_000_000_000_000_000 + i
+        rec.severity_number = sev  # type: ignore[assignment]
+        rec.severity_text = text
+        rec.body.string_value = f"request {i} took {i * 10}ms"
+        if i == 2:
+            rec.trace_id = tid
+            rec.span_id = b"\x01" * 8
+        rec.attributes.append(_kv("i", int_value=i))
+    batch, _ = decode_logs(req, TimeWindow())
+    writer.write_logs([batch.to_arrow()])
+    assert [r["body"] for r in reader.search_logs(LogQuery(backward=False))] == [
+        "request 0 took 0ms", "request 1 took 10ms", "request 2 took 20ms"
+    ]
+    assert [r["severity_text"] for r in reader.search_logs(LogQuery(severity="warn"))] == ["ERROR", "WARN"]
+    assert [r["attributes"]["i"] for r in reader.search_logs(LogQuery(trace_id=tid.hex()))] == [2]
+    assert len(reader.search_logs(LogQuery(contains="took 10"))) == 1
+    assert len(reader.search_logs(LogQuery(regex=r"took [12]0ms"))) == 2
+    assert len(reader.search_logs(LogQuery(attributes=[("i", "1")]))) == 1
+    assert reader.search_logs(LogQuery(contains="'; DROP TABLE x; --")) == []
+
+
+def test_metric_series_samples_and_exemplars(engine: Engine, db: str) -> None:
+    writer, reader = StoreWriter(engine, db), StoreReader(engine, db)
+    batch = MetricBatch()
+    fp = batch.add_sample({"__name__": "http_requests_total", "job": "api", "code": "200"}, 1000, 1.0)
+    batch.add_sample({"__name__": "http_requests_total", "job": "api", "code": "200"}, 2000, 3.0)
+    batch.add_sample({"__name__": "http_requests_total", "job": "api", "code": "500"}, 2000, 1.0)
+    batch.add_exemplar(fp, 2000, 1.0, "ab" * 16, "cd" * 8, {"user": "u1"})
+    batch.metadata["http_requests"] = MetricMetadata("http_requests", "counter", "Requests.", "")
+    writer.write_metrics([batch])
+    writer.write_metrics([batch])  # series and metadata written once, samples twice
+    got = reader.series("http_requests_total", [("code", "200")], 0, 10_000)
+    assert len(got) == 1
+    assert got[0]["labels"] == {"__name__": "http_requests_total", "job": "api", "code": "200"}
+    assert got[0]["samples"] == [[1000, "1.0"], [1000, "1.0"], [2000, "3.0"], [2000, "3.0"]]
+    assert got[0]["exemplars"][0]["trace_id"] == "ab" * 16
+    assert got[0]["exemplars"][0]["labels"] == {"user": "u1"}
+    assert len(reader.series("http_requests_total", [], 0, 10_000)) == 2
+    rows = engine.query(f"SELECT count() FROM {db}.metrics_series").column(0)[0].as_py()
+    assert rows == 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(), items=st.lists(st.text(), max_size=4))
+def test_hostile_strings_reach_sql_only_as_values(engine: Engine, text: str, items: list[str]) -> None:
+    """Every string a query takes from a user comes back unchanged: it never became SQL text."""
+    row = engine.query(
+        "SELECT {v:String} AS v, {a:Array(String)} AS a, {v:String} = 'x' OR 1 = 1 AS c",
+        {"v": text, "a": items},
+    ).to_pylist()[0]
+    assert row["v"] == text
+    assert row["a"] == items
