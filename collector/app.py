@@ -23,7 +23,7 @@ from collector import __version__
 from collector.api.obs import obs_router
 from collector.config import Settings
 from collector.pipeline.admission import Admission
-from collector.pipeline.decoding import Decoder
+from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
@@ -70,7 +70,14 @@ def build(settings: Settings) -> Collector:
     limits = settings.limits
     ingest = Ingest(
         writer,
-        Decoder(settings.write.decode_workers, limits.max_age, limits.max_future),
+        Decoder(
+            settings.write.decode_workers,
+            {
+                signal: effective_max_age(limits.max_age, getattr(settings.storage.retention, signal))
+                for signal in ("traces", "logs", "metrics")
+            },
+            limits.max_future,
+        ),
         Admission(limits.max_inflight_bytes, limits.retry_after),
         metrics,
         settings.write.max_batch_rows,

@@ -16,8 +16,10 @@ class SelfMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.received = Counter(
-            "obs_received_items", "Items (spans, log records, data points) received, before validation.",
-            ["signal", "protocol"], registry=r,
+            "obs_received_items",
+            "Items (spans, log records, data points) received, before validation.",
+            ["signal", "protocol"],
+            registry=r,
         )
         self.accepted = Counter(
             "obs_accepted_items", "Items written to the store and acknowledged.", ["signal", "protocol"], registry=r
@@ -26,19 +28,28 @@ class SelfMetrics:
             "obs_refused_items",
             "Items refused, by reason (invalid data, overload, ...); a refused request counts 1 item when its "
             "items could not be counted.",
-            ["signal", "protocol", "reason"], registry=r,
+            ["signal", "protocol", "reason"],
+            registry=r,
         )
         self.requests = Counter(
-            "obs_requests", "Ingest requests by outcome (HTTP-style status).", ["signal", "protocol", "status"],
+            "obs_requests",
+            "Ingest requests by outcome (HTTP-style status).",
+            ["signal", "protocol", "status"],
             registry=r,
         )
         self.request_duration = Histogram(
-            "obs_request_duration_seconds", "Time from a request's arrival to its answer.", ["signal", "protocol"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "obs_request_duration_seconds",
+            "Time from a request's arrival to its answer.",
+            ["signal", "protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.insert_duration = Histogram(
-            "obs_insert_duration_seconds", "Time of one insert into a store table.", ["table"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "obs_insert_duration_seconds",
+            "Time of one insert into a store table.",
+            ["table"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.insert_rows = Counter("obs_inserted_rows", "Rows inserted per store table.", ["table"], registry=r)
         self.inflight_bytes = Gauge(

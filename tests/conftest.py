@@ -50,10 +50,10 @@ class CollectorProcess:
         return f"127.0.0.1:{self.otlp_grpc_port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "collector"], env=self.env, cwd=ROOT, stdout=log, stderr=log
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "collector", "collector"], env=self.env, cwd=ROOT, stdout=log, stderr=log
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

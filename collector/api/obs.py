@@ -25,18 +25,22 @@ def parse_time_ns(value: str, name: str) -> int:
     try:
         number = float(text)
     except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise HTTPException(400, f"{name}: {value!r} is neither RFC 3339 nor a Unix timestamp") from None
-        if parsed.tzinfo is None:
-            raise HTTPException(400, f"{name}: {value!r} has no time zone (add Z or an offset)")
-        return int(parsed.timestamp() * 1e9)
+        return _rfc3339_ns(text, name)
     if number > 1e14:
         return int(text) if text.isdigit() else int(number)
     if number > 1e11:
         return int(number * 1e6)
     return int(number * 1e9)
+
+
+def _rfc3339_ns(text: str, name: str) -> int:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"{name}: {text!r} is neither RFC 3339 nor a Unix timestamp") from None
+    if parsed.tzinfo is None:
+        raise HTTPException(400, f"{name}: {text!r} has no time zone (add Z or an offset)")
+    return int(parsed.timestamp() * 1e9)
 
 
 def parse_attrs(values: list[str]) -> list[tuple[str, str]]:

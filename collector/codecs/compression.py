@@ -20,11 +20,16 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         wbits = 16 + zlib.MAX_WBITS
     elif enc == "deflate":
         # RFC 9110 "deflate" is zlib-wrapped, but some clients send raw deflate: detect the header.
-        wbits = zlib.MAX_WBITS if body[:1] and (body[0] & 0x0F) == 8 and int.from_bytes(body[:2], "big") % 31 == 0 else -zlib.MAX_WBITS
+        wbits = (
+            zlib.MAX_WBITS
+            if body[:1] and (body[0] & 0x0F) == 8 and int.from_bytes(body[:2], "big") % 31 == 0
+            else -zlib.MAX_WBITS
+        )
     else:
         raise PermanentError(
             f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or none",
-            status=415, reason="encoding",
+            status=415,
+            reason="encoding",
         )
     inflater = zlib.decompressobj(wbits)
     out = bytearray()
@@ -52,5 +57,6 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 def _too_large(limit: int) -> PermanentError:
     return PermanentError(
         f"request body is larger than the limit of {limit} bytes (counted after decompression)",
-        status=413, reason="too_large",
+        status=413,
+        reason="too_large",
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.codecs.otlp_values import (
     Rejections,
@@ -13,9 +17,6 @@ from collector.codecs.otlp_values import (
     check_trace_id,
 )
 from collector.model import SpanBatch
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from collections.abc import Iterable
 
 # The OpenTelemetry Collector's ClickHouse exporter spells kinds and status codes this way.
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")

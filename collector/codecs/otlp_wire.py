@@ -8,12 +8,11 @@ only when the fast parser has already refused the body).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -110,7 +109,7 @@ def _hex_ids_to_base64(node: Any, path: str) -> None:
                 _hex_ids_to_base64(item, f"{path}[{i}]")
 
 
-def locate_protobuf_error(data: bytes, descriptor: Descriptor) -> str:
+def locate_protobuf_error(data: bytes, descriptor: Any) -> str:
     """Walk protobuf wire bytes with the schema; describe the first malformed field and its offset."""
     try:
         _walk(data, 0, len(data), descriptor, "")
@@ -138,7 +137,8 @@ def _varint(data: bytes, pos: int, end: int, path: str) -> tuple[int, int]:
             raise _WireProblem(f"{path or 'message'}: varint too long at byte offset {pos}")
 
 
-def _walk(data: bytes, pos: int, end: int, desc: Descriptor, path: str) -> None:
+def _walk(data: bytes, pos: int, end: int, desc: Any, path: str) -> None:
+    # desc is a protobuf Descriptor (the upb and pure-Python classes differ in their stubs).
     counts: dict[int, int] = {}
     while pos < end:
         start = pos
@@ -149,7 +149,7 @@ def _walk(data: bytes, pos: int, end: int, desc: Descriptor, path: str) -> None:
         idx = counts.get(number, 0)
         counts[number] = idx + 1
         here = f"{path}.{name}" if path else name
-        if field is not None and field.label == FieldDescriptor.LABEL_REPEATED:
+        if field is not None and field.is_repeated:
             here += f"[{idx}]"
         if number == 0:
             raise _WireProblem(f"{path or 'message'}: invalid field number 0 at byte offset {start}")
@@ -162,18 +162,14 @@ def _walk(data: bytes, pos: int, end: int, desc: Descriptor, path: str) -> None:
         elif wire == 2:
             length, pos = _varint(data, pos, end, here)
             if pos + length > end:
-                raise _WireProblem(
-                    f"{here}: length {length} at byte offset {start} runs past the end of its message"
-                )
+                raise _WireProblem(f"{here}: length {length} at byte offset {start} runs past the end of its message")
             if field is not None and field.type == FieldDescriptor.TYPE_MESSAGE:
                 _walk(data, pos, pos + length, field.message_type, here)
             elif field is not None and field.type == FieldDescriptor.TYPE_STRING:
                 try:
                     data[pos : pos + length].decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise _WireProblem(
-                        f"{here}: invalid UTF-8 in string at byte offset {pos + exc.start}"
-                    ) from None
+                    raise _WireProblem(f"{here}: invalid UTF-8 in string at byte offset {pos + exc.start}") from None
             pos += length
         else:
             raise _WireProblem(f"{here}: unsupported wire type {wire} at byte offset {start}")
@@ -220,7 +216,3 @@ def grpc_code_for_http(status: int) -> int:
         503: code_pb2.UNAVAILABLE,
     }.get(status, code_pb2.UNKNOWN)
 
-
-def hex_to_b64(value: str) -> str:
-    """For tests and tools: hex id -> the base64 text protobuf JSON would carry."""
-    return base64.b64encode(binascii.unhexlify(value)).decode()

@@ -25,6 +25,11 @@ class MetricKind(StrEnum):
     HISTOGRAM = "histogram"
     SUMMARY = "summary"
 
+    @property
+    def prometheus_type(self) -> str:
+        """The TYPE of the family in Prometheus metadata."""
+        return "gauge" if self is MetricKind.UPDOWN_COUNTER else self.value
+
 
 # UCUM units (what OTel instruments declare) to the Prometheus base-unit words. Units not listed are
 # used as written, after escaping. "TiBy" is "tebibytes": otlptranslator's legacy table said "tibibytes".
@@ -128,9 +133,7 @@ def metric_name(name: str, unit: str, kind: MetricKind) -> str:
 def family_name(name: str, unit: str, kind: MetricKind) -> str:
     """The metric family name Prometheus metadata uses: the metric name without the `_total` suffix."""
     full = metric_name(name, unit, kind)
-    if kind is MetricKind.COUNTER and full != "total":
-        return full.removesuffix("_total")
-    return full
+    return full.removesuffix("_total") if kind is MetricKind.COUNTER else full
 
 
 def unit_name(unit: str) -> str:

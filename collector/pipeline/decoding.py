@@ -55,8 +55,17 @@ def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_fut
     return Decoded(signal, result.points, result.rejected, result, result.points + result.rejected.count)
 
 
+def effective_max_age(max_age: float, retention: float) -> float:
+    """Data older than its retention would be dropped by the TTL right after it was acknowledged:
+    refuse it instead. 0 means unbounded for both."""
+    if not max_age:
+        return retention
+    return min(max_age, retention) if retention else max_age
+
+
 class Decoder:
-    def __init__(self, workers: int, max_age: float, max_future: float) -> None:
+    def __init__(self, workers: int, max_age: dict[str, float], max_future: float) -> None:
+        """max_age: per signal (traces, logs, metrics), seconds; 0 is unbounded."""
         self._max_age = max_age
         self._max_future = max_future
         self._executor: Executor
@@ -70,7 +79,7 @@ class Decoder:
     async def decode(self, signal: str, body: bytes, encoding: str) -> Decoded:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, decode_otlp, signal, body, encoding, self._max_age, self._max_future
+            self._executor, decode_otlp, signal, body, encoding, self._max_age[signal], self._max_future
         )
 
     def close(self) -> None:

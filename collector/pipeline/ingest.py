@@ -39,7 +39,7 @@ class Ingest:
         self._admission = admission
         self._metrics = metrics
         self._deltas = DeltaToCumulative(delta_series)
-        self.committers: dict[str, GroupCommitter] = {  # type: ignore[type-arg]
+        self.committers: dict[str, GroupCommitter] = {
             "traces": GroupCommitter("traces", writer.write_spans, max_batch_rows),
             "logs": GroupCommitter("logs", writer.write_logs, max_batch_rows),
             "metrics": GroupCommitter("metrics", writer.write_metrics, max_batch_rows),

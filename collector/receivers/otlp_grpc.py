@@ -22,11 +22,11 @@ SERVICES = {
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
 }
 
-Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]  # type: ignore[type-arg]
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
 def _export_handler(ingest: Ingest, signal: str) -> Handler:
-    async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
+    async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             result = await ingest.otlp(signal, "grpc", request, PROTOBUF)
         except PermanentError as exc:

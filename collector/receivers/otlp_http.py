@@ -31,7 +31,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PermanentError(
             f"request body of {declared} bytes is larger than the limit of {limit} bytes",
-            status=413, reason="too_large",
+            status=413,
+            reason="too_large",
         )
     chunks = bytearray()
     async for chunk in request.stream():
@@ -54,7 +55,8 @@ def otlp_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
                 raise PermanentError(
                     f"unsupported Content-Type {request.headers.get('content-type', '')!r}: "
                     "use application/x-protobuf or application/json",
-                    status=415, reason="content_type",
+                    status=415,
+                    reason="content_type",
                 )
             raw = await read_body(request, max_body_bytes)
             body = decompress(raw, request.headers.get("content-encoding", ""), max_body_bytes)
@@ -65,9 +67,7 @@ def otlp_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         except RetryableError as exc:
             seconds = max(1, round(exc.retry_after))
             data = status_body(grpc_code_for_http(exc.status), exc.message, encoding, retry_after=seconds)
-            return Response(
-                data, status_code=exc.status, media_type=reply_type, headers={"Retry-After": str(seconds)}
-            )
+            return Response(data, status_code=exc.status, media_type=reply_type, headers={"Retry-After": str(seconds)})
         body_out = success_body(signal, encoding, result.rejected, result.message)
         return Response(body_out, status_code=200, media_type=reply_type)
 
@@ -79,7 +79,9 @@ def otlp_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
 
     for signal in ("traces", "metrics", "logs"):
         router.add_api_route(
-            f"/v1/{signal}", endpoint_for(signal), methods=["POST"],
+            f"/v1/{signal}",
+            endpoint_for(signal),
+            methods=["POST"],
             summary=f"OTLP/HTTP export of {signal} (protobuf or JSON)",
         )
     return router

@@ -7,8 +7,8 @@ themselves with a database per test, never a second path.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             out[name] = _literal(value)
     return out
+
+
 _OPEN_LOCK = threading.Lock()
 
 

@@ -114,7 +114,11 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
         "links": [
             {"trace_id": t, "span_id": s, "trace_state": st, "attributes": typed_attributes(a, ty)}
             for t, s, st, a, ty in zip(
-                row["LinkTraceIds"], row["LinkSpanIds"], row["LinkStates"], row["LinkAttrs"], row["LinkTypes"],
+                row["LinkTraceIds"],
+                row["LinkSpanIds"],
+                row["LinkStates"],
+                row["LinkAttrs"],
+                row["LinkTypes"],
                 strict=True,
             )
         ],
@@ -150,7 +154,8 @@ class StoreReader:
 
     def search_traces(self, q: TraceQuery) -> list[dict[str, Any]]:
         """Traces with at least one span matching every condition, newest first, as summaries."""
-        where, params = ["1"], {}  # type: ignore[var-annotated]
+        where: list[str] = ["1"]
+        params: dict[str, Any] = {}
         if q.service:
             where.append("ServiceName = {service:String}")
             params["service"] = q.service
@@ -221,7 +226,8 @@ class StoreReader:
         return out
 
     def services(self, start_ns: int = 0, end_ns: int = 0) -> list[dict[str, Any]]:
-        where, params = ["1"], {}
+        where: list[str] = ["1"]
+        params: dict[str, Any] = {}
         if start_ns:
             where.append("Timestamp >= fromUnixTimestamp64Nano({start:Int64})")
             params["start"] = start_ns
@@ -238,7 +244,8 @@ class StoreReader:
     # -- logs -------------------------------------------------------------------------------------
 
     def search_logs(self, q: LogQuery) -> list[dict[str, Any]]:
-        where, params = ["1"], {}  # type: ignore[var-annotated]
+        where: list[str] = ["1"]
+        params: dict[str, Any] = {}
         if q.service:
             where.append("ServiceName = {service:String}")
             params["service"] = q.service
@@ -247,7 +254,8 @@ class StoreReader:
             minimum = int(level) if level.isdigit() else SEVERITY_MIN[level]
             names = [name for name, low in SEVERITY_MIN.items() if low >= minimum]
             where.append(
-                "(SeverityNumber >= {sev:UInt8} OR (SeverityNumber = 0 AND lower(SeverityText) IN {sevnames:Array(String)}))"
+                "(SeverityNumber >= {sev:UInt8} "
+                "OR (SeverityNumber = 0 AND lower(SeverityText) IN {sevnames:Array(String)}))"
             )
             params["sev"], params["sevnames"] = minimum, names
         if q.trace_id:
@@ -312,11 +320,12 @@ class StoreReader:
         self, metric: str, labels: list[tuple[str, str]], start_ms: int, end_ms: int, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Series of one metric whose labels include every given pair, with samples and exemplars."""
-        where, params = ["MetricName = {metric:String}"], {"metric": metric}  # type: ignore[dict-item]
+        where = ["MetricName = {metric:String}"]
+        params: dict[str, Any] = {"metric": metric}
         for i, (key, value) in enumerate(labels):
             where.append(f"Labels[{{lk{i}:String}}] = {{lv{i}:String}}")
             params[f"lk{i}"], params[f"lv{i}"] = key, value
-        params["limit"] = limit  # type: ignore[assignment]
+        params["limit"] = limit
         series = self._rows(
             "SELECT Fingerprint, any(Labels) AS SeriesLabels FROM {db}.metrics_series WHERE "
             + " AND ".join(where)
@@ -339,7 +348,7 @@ class StoreReader:
             "AND TimestampMs BETWEEN {start:Int64} AND {end:Int64} ORDER BY Fingerprint, TimestampMs",
             span,
         )
-        out = {
+        out: dict[int, dict[str, Any]] = {
             s["Fingerprint"]: {"labels": dict(s["SeriesLabels"]), "samples": [], "exemplars": []} for s in series
         }
         for r in samples:

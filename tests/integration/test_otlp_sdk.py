@@ -7,7 +7,6 @@ sent, so the expectation is the SDK's data, not something the test restates.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from typing import Any
@@ -20,8 +19,9 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -32,8 +32,13 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from tests.conftest import CollectorProcess
 
-KINDS = {SpanKind.INTERNAL: "Internal", SpanKind.SERVER: "Server", SpanKind.CLIENT: "Client",
-         SpanKind.PRODUCER: "Producer", SpanKind.CONSUMER: "Consumer"}
+KINDS = {
+    SpanKind.INTERNAL: "Internal",
+    SpanKind.SERVER: "Server",
+    SpanKind.CLIENT: "Client",
+    SpanKind.PRODUCER: "Producer",
+    SpanKind.CONSUMER: "Consumer",
+}
 STATUS = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
 
 
@@ -58,7 +63,9 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_traces_read_back_identical(collector: CollectorProcess, transport: str) -> None:
     service = f"svc-{transport}-{uuid.uuid4().hex[:8]}"
-    resource = Resource.create({"service.name": service, "service.instance.id": "i-1", "deployment.environment": "test"})
+    resource = Resource.create(
+        {"service.name": service, "service.instance.id": "i-1", "deployment.environment": "test"}
+    )
     provider = TracerProvider(resource=resource)
     sent = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(sent))
@@ -68,8 +75,9 @@ def test_traces_read_back_identical(collector: CollectorProcess, transport: str)
     with tracer.start_as_current_span("linked-target") as target:
         target_ctx = target.get_span_context()
     attrs = {"str": "v", "int": 42, "float": 2.5, "bool": True, "strs": ("a", "b"), "ints": (1, 2, 3)}
-    with tracer.start_as_current_span("GET /orders", kind=SpanKind.SERVER, attributes=attrs,
-                                      links=[Link(target_ctx, {"link.attr": 7})]) as root:
+    with tracer.start_as_current_span(
+        "GET /orders", kind=SpanKind.SERVER, attributes=attrs, links=[Link(target_ctx, {"link.attr": 7})]
+    ) as root:
         root.add_event("cache.miss", {"key": "k1", "size": 3})
         with tracer.start_as_current_span("SELECT orders", kind=SpanKind.CLIENT) as child:
             child.set_attribute("db.system", "sqlite")
@@ -108,17 +116,16 @@ def test_traces_read_back_identical(collector: CollectorProcess, transport: str)
 def test_logs_read_back_identical(collector: CollectorProcess, transport: str) -> None:
     service = f"logs-{transport}-{uuid.uuid4().hex[:8]}"
     provider = LoggerProvider(resource=Resource.create({"service.name": service}))
-    sent = InMemoryLogExporter()
+    sent = InMemoryLogRecordExporter()
     provider.add_log_record_processor(SimpleLogRecordProcessor(sent))
     provider.add_log_record_processor(SimpleLogRecordProcessor(_exporters(transport, collector)[1]))
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    logger = logging.getLogger(f"test.{service}")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(LoggingHandler(logger_provider=provider))
+    otel_logger = provider.get_logger("test.logs", "0.1")
     with tracer_provider.get_tracer("t").start_as_current_span("work"):
-        logger.warning("payment %s declined", "p-1", extra={"order_id": 17, "amount": 9.5})
-    logger.info("no span here")
+        otel_logger.emit(severity_number=SeverityNumber.WARN, severity_text="WARNING", body="payment p-1 declined",
+                         attributes={"order_id": 17, "amount": 9.5, "tags": ("a", "b")})
+    otel_logger.emit(severity_number=SeverityNumber.INFO, severity_text="INFO", body={"msg": "structured", "n": 2},
+                     timestamp=time.time_ns(), event_name="app.event")
     provider.shutdown()
 
     records = [d.log_record for d in sent.get_finished_logs()]
@@ -128,9 +135,10 @@ def test_logs_read_back_identical(collector: CollectorProcess, transport: str) -
     got = r.json()["logs"]
     assert len(got) == 2
     for rec, g in zip(records, got, strict=True):
-        assert int(g["time_unix_nano"]) == rec.timestamp
+        assert int(g["time_unix_nano"]) == (rec.timestamp or rec.observed_timestamp)  # the data model's fallback
         assert int(g["observed_time_unix_nano"]) == rec.observed_timestamp
         assert g["body"] == rec.body
+        assert g["event_name"] == (rec.event_name or "")
         assert g["severity_text"] == rec.severity_text
         assert g["severity_number"] == rec.severity_number.value
         assert g["trace_id"] == (f"{rec.trace_id:032x}" if rec.trace_id else "")
@@ -141,14 +149,17 @@ def test_logs_read_back_identical(collector: CollectorProcess, transport: str) -
     assert tid
     by_trace = httpx.get(f"{collector.url}/api/obs/logs", params={"trace_id": tid}, timeout=10).json()["logs"]
     assert [g["body"] for g in by_trace] == ["payment p-1 declined"]
+    assert got[1]["trace_id"] == ""  # written outside any span
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_metrics_read_back_identical(collector: CollectorProcess, transport: str) -> None:
     service = f"metrics-{transport}-{uuid.uuid4().hex[:8]}"
     reader = PeriodicExportingMetricReader(_exporters(transport, collector)[2], export_interval_millis=3_600_000)
-    provider = MeterProvider(resource=Resource.create({"service.name": service, "service.instance.id": "i-9",
-                                                       "host.name": "box"}), metric_readers=[reader])
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": service, "service.instance.id": "i-9", "host.name": "box"}),
+        metric_readers=[reader],
+    )
     meter = provider.get_meter("test.meter")
     counter = meter.create_counter("orders.placed", unit="{order}", description="Orders placed")
     histogram = meter.create_histogram("http.server.duration", unit="ms", description="Request time")

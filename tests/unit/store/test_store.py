@@ -109,9 +109,13 @@ def test_retention_sets_and_removes_ttl(engine: Engine, db: str) -> None:
     assert "TTL" not in tables["otel_logs"]
     assert "toIntervalSecond(86400)" in tables["metrics_samples"]
     apply_retention(engine, db, RetentionSettings(traces=0, logs=0, metrics=0))
-    engine_full = engine.query(
-        "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'otel_traces'", {"d": db}
-    ).column(0)[0].as_py()
+    engine_full = (
+        engine.query(
+            "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = 'otel_traces'", {"d": db}
+        )
+        .column(0)[0]
+        .as_py()
+    )
     assert "TTL" not in engine_full
 
 
@@ -140,9 +144,10 @@ def test_spans_round_trip_and_search(engine: Engine, db: str) -> None:
     assert [t["trace_id"] for t in reader.search_traces(TraceQuery(status="error"))] == [tid.hex()]
     by_duration = reader.search_traces(TraceQuery(min_duration_ns=3_500_000))
     assert [t["trace_id"] for t in by_duration] == [tid.hex()]
-    assert reader.search_traces(TraceQuery(attributes=[("http.route", "/r/1")], service="payments"))[0][
-        "trace_id"
-    ] == other.hex()
+    assert (
+        reader.search_traces(TraceQuery(attributes=[("http.route", "/r/1")], service="payments"))[0]["trace_id"]
+        == other.hex()
+    )
     hostile = "x' OR 1=1 --\\"
     assert reader.search_traces(TraceQuery(service=hostile, attributes=[(hostile, hostile)])) == []
     services = {s["name"]: s["operations"] for s in reader.services()}
@@ -169,7 +174,9 @@ def test_logs_round_trip_and_filters(engine: Engine, db: str) -> None:
     batch, _ = decode_logs(req, TimeWindow())
     writer.write_logs([batch.to_arrow()])
     assert [r["body"] for r in reader.search_logs(LogQuery(backward=False))] == [
-        "request 0 took 0ms", "request 1 took 10ms", "request 2 took 20ms"
+        "request 0 took 0ms",
+        "request 1 took 10ms",
+        "request 2 took 20ms",
     ]
     assert [r["severity_text"] for r in reader.search_logs(LogQuery(severity="warn"))] == ["ERROR", "WARN"]
     assert [r["attributes"]["i"] for r in reader.search_logs(LogQuery(trace_id=tid.hex()))] == [2]
