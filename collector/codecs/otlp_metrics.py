@@ -184,7 +184,7 @@ def exponential_to_classic(pt: ExponentialHistogramDataPoint) -> HistogramValue:
     buckets: dict[str, float] = {}
     lowest = pt.zero_count + sum(pt.negative.bucket_counts)
     if lowest:
-        buckets[format_label_float(pt.zero_threshold)] = float(lowest)
+        buckets[format_label_float(abs(pt.zero_threshold))] = float(lowest)  # abs: -0.0 reads "-0"
     for k, n in enumerate(pt.positive.bucket_counts):
         if not n:
             continue

@@ -101,3 +101,26 @@ def _resource_rows(attrs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str,
         if tag is not None:
             types[kv.key] = tag
     return values, types, values.get("service.name", "")
+
+
+def check_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tuple[int, Rejections]:
+    """Check every span's ids and times without flattening; invalid spans are removed from `request`.
+
+    Returns (accepted spans, rejections). This is the cheap half of decode_traces, for when the store
+    flattens the request itself (store/otlp_sql.py): it touches five fields a span, not the attributes.
+    """
+    accepted = 0
+    rejected = Rejections()
+    for ri, rs in enumerate(request.resource_spans):
+        for si, ss in enumerate(rs.scope_spans):
+            bad: list[int] = []
+            for pi, span in enumerate(ss.spans):
+                problem = span_problem(span, window)
+                if problem:
+                    rejected.add(f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]", problem)
+                    bad.append(pi)
+                else:
+                    accepted += 1
+            for pi in reversed(bad):
+                del ss.spans[pi]
+    return accepted, rejected

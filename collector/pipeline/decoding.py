@@ -16,9 +16,9 @@ from typing import Any
 
 from collector.codecs.otlp_logs import decode_logs
 from collector.codecs.otlp_metrics import decode_metrics
-from collector.codecs.otlp_traces import decode_traces
+from collector.codecs.otlp_traces import check_traces, decode_traces
 from collector.codecs.otlp_values import Rejections, TimeWindow
-from collector.codecs.otlp_wire import parse_request
+from collector.codecs.otlp_wire import PROTOBUF, parse_request
 
 
 @dataclass
@@ -41,10 +41,21 @@ def window_now(max_age: float, max_future: float) -> TimeWindow:
     )
 
 
-def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_future: float) -> Decoded:
-    """Parse and flatten one OTLP request. Raises PermanentError for a body that cannot be parsed."""
+def decode_otlp(
+    signal: str, body: bytes, encoding: str, max_age: float, max_future: float, store_flattens: bool = False
+) -> Decoded:
+    """Parse and flatten one OTLP request. Raises PermanentError for a body that cannot be parsed.
+
+    With store_flattens, spans are only checked, and the payload is the protobuf request (without the
+    rejected spans) for the store to flatten itself.
+    """
     request = parse_request(signal, body, encoding)
     window = window_now(max_age, max_future)
+    if signal == "traces" and store_flattens:
+        accepted, rejected = check_traces(request, window)  # type: ignore[arg-type]
+        if rejected.count or encoding != PROTOBUF:
+            body = request.SerializeToString()
+        return Decoded(signal, accepted, rejected, body, accepted + rejected.count)
     if signal == "traces":
         spans, rejected = decode_traces(request, window)  # type: ignore[arg-type]
         return Decoded(signal, len(spans), rejected, spans.to_arrow(), len(spans) + rejected.count)
@@ -64,10 +75,13 @@ def effective_max_age(max_age: float, retention: float) -> float:
 
 
 class Decoder:
-    def __init__(self, workers: int, max_age: dict[str, float], max_future: float) -> None:
+    def __init__(
+        self, workers: int, max_age: dict[str, float], max_future: float, store_flattens_traces: bool = False
+    ) -> None:
         """max_age: per signal (traces, logs, metrics), seconds; 0 is unbounded."""
         self._max_age = max_age
         self._max_future = max_future
+        self._store_flattens = store_flattens_traces
         self._executor: Executor
         if workers > 0:
             # spawn, not fork: the server process holds chDB and threads that must not be forked.
@@ -79,7 +93,14 @@ class Decoder:
     async def decode(self, signal: str, body: bytes, encoding: str) -> Decoded:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, decode_otlp, signal, body, encoding, self._max_age[signal], self._max_future
+            self._executor,
+            decode_otlp,
+            signal,
+            body,
+            encoding,
+            self._max_age[signal],
+            self._max_future,
+            self._store_flattens,
         )
 
     def close(self) -> None:
