@@ -21,7 +21,7 @@ from prometheus_client import exposition
 
 from collector import __version__
 from collector.api.obs import obs_router
-from collector.config import ConfigError, Settings
+from collector.config import Settings
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
@@ -64,12 +64,7 @@ def build(settings: Settings) -> Collector:
     migrate(engine, db, log.info)
     apply_retention(engine, db, settings.storage.retention)
     metrics = SelfMetrics()
-    mode = settings.write.trace_flattening
-    store_flattens = mode == "store" or (mode == "auto" and engine.name == "chdb")
-    if store_flattens and engine.name != "chdb":
-        raise ConfigError("write.trace_flattening: 'store' needs the chDB engine (storage.url must be empty)")
-    spool = settings.storage.data_dir / "spool" if store_flattens else None
-    writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert, spool)
+    writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert)
     reader = StoreReader(engine, db)
     metrics.add_store_size(reader.store_sizes)
     limits = settings.limits
@@ -82,12 +77,10 @@ def build(settings: Settings) -> Collector:
                 for signal in ("traces", "logs", "metrics")
             },
             limits.max_future,
-            store_flattens,
         ),
         Admission(limits.max_inflight_bytes, limits.retry_after),
         metrics,
         settings.write.max_batch_rows,
-        store_flattens,
     )
     return Collector(settings, engine, metrics, ingest, reader)
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -134,9 +134,6 @@ class WriteSettings(_Section):
     max_batch_rows: int = Field(default=200_000, gt=0)
     # Worker processes that decode OTLP protobuf beside the server process; 0 decodes in-process.
     decode_workers: int = Field(default=0, ge=0, le=64)
-    # Who turns OTLP spans into rows: "store" lets ClickHouse read the protobuf (fast; chDB only),
-    # "python" flattens in the collector; "auto" is store with chDB, python with a ClickHouse server.
-    trace_flattening: Literal["auto", "store", "python"] = "auto"
 
 
 class ServerSettings(_Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -106,8 +107,8 @@ def _resource_rows(attrs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str,
 def check_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tuple[int, Rejections]:
     """Check every span's ids and times without flattening; invalid spans are removed from `request`.
 
-    Returns (accepted spans, rejections). This is the cheap half of decode_traces, for when the store
-    flattens the request itself (store/otlp_sql.py): it touches five fields a span, not the attributes.
+    Returns (accepted spans, rejections). This is the cheap half of decode_traces (five fields a span,
+    not the attributes), for when the C flattener does the rest.
     """
     accepted = 0
     rejected = Rejections()
@@ -124,3 +125,122 @@ def check_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tupl
             for pi in reversed(bad):
                 del ss.spans[pi]
     return accepted, rejected
+
+
+# Buffers returned by _otlp_flat.flatten_traces after the row count, in this order. A string column
+# is 2 buffers (int32 offsets, bytes), a map 5 (row offsets, key offsets, key bytes, value offsets,
+# value bytes), a list of rows 1 (offsets).
+COLUMN_BUFFERS: tuple[tuple[str, str], ...] = (
+    ("Timestamp", "ts"),
+    ("Duration", "u64"),
+    ("TraceId", "str"),
+    ("SpanId", "str"),
+    ("ParentSpanId", "str"),
+    ("TraceState", "str"),
+    ("SpanName", "str"),
+    ("SpanKind", "str"),
+    ("ServiceName", "str"),
+    ("ScopeName", "str"),
+    ("ScopeVersion", "str"),
+    ("StatusCode", "str"),
+    ("StatusMessage", "str"),
+    ("ResourceAttributes", "map"),
+    ("ResourceAttributeTypes", "map"),
+    ("SpanAttributes", "map"),
+    ("SpanAttributeTypes", "map"),
+    ("Events", "list"),
+    ("Events.Timestamp", "ts"),
+    ("Events.Name", "str"),
+    ("Events.Attributes", "map"),
+    ("Events.AttributeTypes", "map"),
+    ("Links", "list"),
+    ("Links.TraceId", "str"),
+    ("Links.SpanId", "str"),
+    ("Links.TraceState", "str"),
+    ("Links.Attributes", "map"),
+    ("Links.AttributeTypes", "map"),
+)
+_TS = pa.timestamp("ns", tz="UTC")
+
+try:
+    from collector.codecs import _otlp_flat
+except ImportError:  # built by setup.py when a C compiler is there; Python flattens otherwise
+    _otlp_flat = None
+
+
+def c_flattener_available() -> bool:
+    return _otlp_flat is not None
+
+
+def flatten_traces_c(body: bytes) -> pa.Table | None:
+    """The rows decode_traces makes, from a checked request's bytes, by the C flattener.
+
+    None when the C flattener is not built or leaves the request to Python (array and key-value-list
+    attribute values). The request must have passed check_traces: no span is checked here.
+    """
+    if _otlp_flat is None:
+        return None
+    out = _otlp_flat.flatten_traces(body)
+    if out is None:
+        return None
+    rows, bufs = out[0], iter(out[1:])
+    arrays: dict[str, pa.Array] = {}
+    lists: dict[str, pa.Array] = {}
+    for name, kind in COLUMN_BUFFERS:
+        if kind == "list":
+            lists[name] = _offsets(next(bufs))
+            continue
+        if kind == "map":
+            row_offsets = _offsets(next(bufs))
+            keys, values = _strings(next(bufs), next(bufs)), _strings(next(bufs), next(bufs))
+            column: pa.Array = pa.MapArray.from_arrays(row_offsets, keys, values)
+        elif kind == "str":
+            column = _strings(next(bufs), next(bufs))
+        else:
+            data = next(bufs)
+            column = pa.Array.from_buffers(
+                _TS if kind == "ts" else pa.uint64(), len(data) // 8, [None, pa.py_buffer(data)]
+            )
+        prefix = name.split(".", 1)[0]
+        if prefix in lists:
+            column = pa.ListArray.from_arrays(lists[prefix], column)
+        arrays[name] = column
+    ordered = [
+        "Timestamp",
+        "TraceId",
+        "SpanId",
+        "ParentSpanId",
+        "TraceState",
+        "SpanName",
+        "SpanKind",
+        "ServiceName",
+        "ResourceAttributes",
+        "ResourceAttributeTypes",
+        "ScopeName",
+        "ScopeVersion",
+        "SpanAttributes",
+        "SpanAttributeTypes",
+        "Duration",
+        "StatusCode",
+        "StatusMessage",
+        "Events.Timestamp",
+        "Events.Name",
+        "Events.Attributes",
+        "Events.AttributeTypes",
+        "Links.TraceId",
+        "Links.SpanId",
+        "Links.TraceState",
+        "Links.Attributes",
+        "Links.AttributeTypes",
+    ]
+    table = pa.table({name: arrays[name] for name in ordered})
+    assert table.num_rows == rows
+    return table
+
+
+def _offsets(data: bytes) -> pa.Array:
+    return pa.Array.from_buffers(pa.int32(), len(data) // 4, [None, pa.py_buffer(data)])
+
+
+def _strings(offsets: bytes, data: bytes) -> pa.Array:
+    return pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])

@@ -14,9 +14,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from collector.codecs.otlp_logs import decode_logs
 from collector.codecs.otlp_metrics import decode_metrics
-from collector.codecs.otlp_traces import check_traces, decode_traces
+from collector.codecs.otlp_traces import c_flattener_available, check_traces, decode_traces, flatten_traces_c
 from collector.codecs.otlp_values import Rejections, TimeWindow
 from collector.codecs.otlp_wire import PROTOBUF, parse_request
 
@@ -41,24 +43,12 @@ def window_now(max_age: float, max_future: float) -> TimeWindow:
     )
 
 
-def decode_otlp(
-    signal: str, body: bytes, encoding: str, max_age: float, max_future: float, store_flattens: bool = False
-) -> Decoded:
-    """Parse and flatten one OTLP request. Raises PermanentError for a body that cannot be parsed.
-
-    With store_flattens, spans are only checked, and the payload is the protobuf request (without the
-    rejected spans) for the store to flatten itself.
-    """
+def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_future: float) -> Decoded:
+    """Parse and flatten one OTLP request. Raises PermanentError for a body that cannot be parsed."""
     request = parse_request(signal, body, encoding)
     window = window_now(max_age, max_future)
-    if signal == "traces" and store_flattens:
-        accepted, rejected = check_traces(request, window)  # type: ignore[arg-type]
-        if rejected.count or encoding != PROTOBUF:
-            body = request.SerializeToString()
-        return Decoded(signal, accepted, rejected, body, accepted + rejected.count)
     if signal == "traces":
-        spans, rejected = decode_traces(request, window)  # type: ignore[arg-type]
-        return Decoded(signal, len(spans), rejected, spans.to_arrow(), len(spans) + rejected.count)
+        return _decode_traces(request, body, encoding, window)  # type: ignore[arg-type]
     if signal == "logs":
         logs, rejected = decode_logs(request, window)  # type: ignore[arg-type]
         return Decoded(signal, len(logs), rejected, logs.to_arrow(), len(logs) + rejected.count)
@@ -74,14 +64,27 @@ def effective_max_age(max_age: float, retention: float) -> float:
     return min(max_age, retention) if retention else max_age
 
 
+def _decode_traces(request: ExportTraceServiceRequest, body: bytes, encoding: str, window: TimeWindow) -> Decoded:
+    """Spans are checked in Python and flattened in C when it is built; else all in Python."""
+    if c_flattener_available():
+        accepted, rejected = check_traces(request, window)
+        if rejected.count or encoding != PROTOBUF:
+            body = request.SerializeToString()  # without the rejected spans
+        table = flatten_traces_c(body)
+        if table is not None:
+            return Decoded("traces", accepted, rejected, table, accepted + rejected.count)
+        spans, more = decode_traces(request, window)
+        rejected.count += more.count
+    else:
+        spans, rejected = decode_traces(request, window)
+    return Decoded("traces", len(spans), rejected, spans.to_arrow(), len(spans) + rejected.count)
+
+
 class Decoder:
-    def __init__(
-        self, workers: int, max_age: dict[str, float], max_future: float, store_flattens_traces: bool = False
-    ) -> None:
+    def __init__(self, workers: int, max_age: dict[str, float], max_future: float) -> None:
         """max_age: per signal (traces, logs, metrics), seconds; 0 is unbounded."""
         self._max_age = max_age
         self._max_future = max_future
-        self._store_flattens = store_flattens_traces
         self._executor: Executor
         if workers > 0:
             # spawn, not fork: the server process holds chDB and threads that must not be forked.
@@ -100,7 +103,6 @@ class Decoder:
             encoding,
             self._max_age[signal],
             self._max_future,
-            self._store_flattens,
         )
 
     def close(self) -> None:

@@ -33,7 +33,6 @@ class Ingest:
         admission: Admission,
         metrics: SelfMetrics,
         max_batch_rows: int,
-        store_flattens_traces: bool = False,
         delta_series: int = 100_000,
     ) -> None:
         self._decoder = decoder
@@ -41,9 +40,7 @@ class Ingest:
         self._metrics = metrics
         self._deltas = DeltaToCumulative(delta_series)
         self.committers: dict[str, GroupCommitter] = {
-            "traces": GroupCommitter(
-                "traces", writer.write_trace_requests if store_flattens_traces else writer.write_spans, max_batch_rows
-            ),
+            "traces": GroupCommitter("traces", writer.write_spans, max_batch_rows),
             "logs": GroupCommitter("logs", writer.write_logs, max_batch_rows),
             "metrics": GroupCommitter("metrics", writer.write_metrics, max_batch_rows),
         }

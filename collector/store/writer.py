@@ -6,18 +6,14 @@ so one call is one insert per table however many requests it carries.
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pyarrow as pa
 
 from collector.model import MetricBatch, MetricMetadata
 from collector.store.engine import Engine
-from collector.store.otlp_sql import insert_sql, length_delimited, write_schema
 
 # Re-write a known series at least this often so the series table's TTL only drops dead series.
 _SERIES_REFRESH_S = 86400.0
@@ -30,16 +26,8 @@ class StoreWriter:
         database: str,
         insert_delay: float = 0.0,
         observe_insert: Callable[[str, float, int], None] = lambda _t, _s, _n: None,
-        spool_dir: Path | None = None,
     ) -> None:
         self._engine = engine
-        self._spool = spool_dir
-        self._seq = itertools.count()
-        if spool_dir is not None:
-            spool_dir.mkdir(parents=True, exist_ok=True)
-            for stale in spool_dir.glob("traces-*.bin"):  # left by a process killed mid-insert
-                stale.unlink(missing_ok=True)
-            self._trace_sql = insert_sql(database, write_schema(spool_dir))
         self._db = database
         self._delay = insert_delay
         self._observe = observe_insert
@@ -60,25 +48,6 @@ class StoreWriter:
 
     def write_spans(self, tables: Sequence[pa.Table]) -> None:
         self._insert("otel_traces", _concat(tables))
-
-    def write_trace_requests(self, bodies: Sequence[bytes]) -> None:
-        """Insert OTLP trace requests (already checked) by letting ClickHouse flatten them (otlp_sql.py).
-
-        Only for an engine that reads files of this machine (chDB): the requests go through a spool
-        file that is removed once the insert has returned.
-        """
-        if self._spool is None:
-            raise RuntimeError("write_trace_requests needs a spool directory (chDB engine)")
-        if self._delay:
-            time.sleep(self._delay)
-        path = self._spool / f"traces-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}.bin"
-        path.write_bytes(length_delimited(list(bodies)))
-        started = time.perf_counter()
-        try:
-            self._engine.command(self._trace_sql, {"path": str(path)})
-        finally:
-            path.unlink(missing_ok=True)
-        self._observe("otel_traces", time.perf_counter() - started, 0)
 
     def write_logs(self, tables: Sequence[pa.Table]) -> None:
         self._insert("otel_logs", _concat(tables))
