@@ -12,6 +12,7 @@ column lists (the collector's own codec), with no store and no HTTP. ratio = ack
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -134,7 +135,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(seconds: float, warmup: float, clients: int, connections: int, decode_workers: int) -> dict[str, Any]:
+def run(
+    seconds: float, warmup: float, clients: int, connections: int, decode_workers: int, extra_env: dict[str, str]
+) -> dict[str, Any]:
     rng = random.Random(7)
     bodies = [make_request(rng) for _ in range(60)]
     limit, parse_only = measure_limit(bodies, 3.0)
@@ -149,6 +152,7 @@ def run(seconds: float, warmup: float, clients: int, connections: int, decode_wo
         "OBS_WRITE__DECODE_WORKERS": str(decode_workers),
         "OBS_LOG_LEVEL": "warning",
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     }
     proc = subprocess.Popen([sys.executable, "-m", "collector", "collector"], env=env, cwd=ROOT)
     try:
@@ -245,10 +249,8 @@ def _cpu(p: psutil.Process) -> float:
 def _rss(p: psutil.Process) -> int:
     total = 0
     for q in _tree(p):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -259,13 +261,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per client process")
     parser.add_argument("--decode-workers", type=int, default=None, help="collector write.decode_workers")
+    parser.add_argument("--set", action="append", default=[], metavar="OBS_KEY=VALUE", help="collector setting")
     args = parser.parse_args()
     workers = args.decode_workers
     if workers is None:
         from collector.config import WriteSettings
 
         workers = WriteSettings().decode_workers
-    result = run(args.seconds, args.warmup, args.clients, args.connections, workers)
+    extra = dict(item.split("=", 1) for item in args.set)
+    result = run(args.seconds, args.warmup, args.clients, args.connections, workers, extra)
+    result["settings"] = extra
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "otlp_ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

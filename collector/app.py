@@ -81,6 +81,7 @@ def build(settings: Settings) -> Collector:
         Admission(limits.max_inflight_bytes, limits.retry_after),
         metrics,
         settings.write.max_batch_rows,
+        settings.write.min_insert_interval,
     )
     return Collector(settings, engine, metrics, ingest, reader)
 

@@ -132,6 +132,9 @@ class LimitSettings(_Section):
 class WriteSettings(_Section):
     # Group commit: requests that arrive while an insert runs are coalesced into the next one.
     max_batch_rows: int = Field(default=200_000, gt=0)
+    # At most one insert per table this often (a request waits up to this long for its insert):
+    # each insert is a part ClickHouse merges later, so fewer, larger inserts save much CPU.
+    min_insert_interval: Duration = 0.0
     # Worker processes that decode OTLP protobuf beside the server process; 0 decodes in-process.
     decode_workers: int = Field(default=0, ge=0, le=64)
 

@@ -53,6 +53,11 @@ class MapColumn:
         self.values.extend(items.values())
         self.offsets.append(len(self.keys))
 
+    def add_pairs(self, keys: list[str], values: list[str]) -> None:
+        self.keys.extend(keys)
+        self.values.extend(values)
+        self.offsets.append(len(self.keys))
+
     def to_arrow(self) -> pa.MapArray:
         return pa.MapArray.from_arrays(
             pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()), pa.array(self.values, pa.string())

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.codecs.otlp_values import (
     Rejections,
     TimeWindow,
     add_attributes,
-    any_value_text,
     check_span_id,
     check_trace_id,
 )
-from collector.model import SpanBatch
+from collector.model import MapColumn, SpanBatch
 
 # The OpenTelemetry Collector's ClickHouse exporter spells kinds and status codes this way.
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -47,8 +43,13 @@ def decode_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tup
     rejected = Rejections()
     b = batch
     for ri, rs in enumerate(request.resource_spans):
-        res_vals_row = _resource_rows(rs.resource.attributes)
-        service = res_vals_row[2]
+        # Computed once per resource, copied onto each span; duplicate keys are kept as sent.
+        res, res_types = MapColumn(), MapColumn()
+        add_attributes(rs.resource.attributes, res, res_types)
+        service = ""
+        for key, value in zip(res.keys, res.values, strict=True):
+            if key == "service.name":
+                service = value
         for si, ss in enumerate(rs.scope_spans):
             scope_name = ss.scope.name
             scope_version = ss.scope.version
@@ -67,8 +68,8 @@ def decode_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tup
                 kind = span.kind
                 b.span_kind.append(SPAN_KINDS[kind] if 0 <= kind < 6 else str(kind))
                 b.service_name.append(service)
-                b.resource_attributes.add_row(res_vals_row[0])
-                b.resource_attribute_types.add_row(res_vals_row[1])
+                b.resource_attributes.add_pairs(res.keys, res.values)
+                b.resource_attribute_types.add_pairs(res_types.keys, res_types.values)
                 b.scope_name.append(scope_name)
                 b.scope_version.append(scope_version)
                 add_attributes(span.attributes, b.span_attributes, b.span_attribute_types)
@@ -90,18 +91,6 @@ def decode_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tup
                         add_attributes(link.attributes, b.links_attributes, b.links_attribute_types)
                 b.links_outer.append(len(b.links_trace_id))
     return batch, rejected
-
-
-def _resource_rows(attrs: Iterable[KeyValue]) -> tuple[dict[str, str], dict[str, str], str]:
-    """(values, types, service.name) of a resource, computed once per resource, not per span."""
-    values: dict[str, str] = {}
-    types: dict[str, str] = {}
-    for kv in attrs:
-        text, tag = any_value_text(kv.value)
-        values[kv.key] = text
-        if tag is not None:
-            types[kv.key] = tag
-    return values, types, values.get("service.name", "")
 
 
 def check_traces(request: ExportTraceServiceRequest, window: TimeWindow) -> tuple[int, Rejections]:
@@ -163,7 +152,7 @@ COLUMN_BUFFERS: tuple[tuple[str, str], ...] = (
 _TS = pa.timestamp("ns", tz="UTC")
 
 try:
-    from collector.codecs import _otlp_flat
+    from collector.codecs import _otlp_flat  # type: ignore[attr-defined]
 except ImportError:  # built by setup.py when a C compiler is there; Python flattens otherwise
     _otlp_flat = None
 

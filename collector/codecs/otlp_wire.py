@@ -215,4 +215,3 @@ def grpc_code_for_http(status: int) -> int:
         429: code_pb2.RESOURCE_EXHAUSTED,
         503: code_pb2.UNAVAILABLE,
     }.get(status, code_pb2.UNKNOWN)
-

@@ -33,6 +33,7 @@ class Ingest:
         admission: Admission,
         metrics: SelfMetrics,
         max_batch_rows: int,
+        min_insert_interval: float = 0.0,
         delta_series: int = 100_000,
     ) -> None:
         self._decoder = decoder
@@ -40,9 +41,12 @@ class Ingest:
         self._metrics = metrics
         self._deltas = DeltaToCumulative(delta_series)
         self.committers: dict[str, GroupCommitter] = {
-            "traces": GroupCommitter("traces", writer.write_spans, max_batch_rows),
-            "logs": GroupCommitter("logs", writer.write_logs, max_batch_rows),
-            "metrics": GroupCommitter("metrics", writer.write_metrics, max_batch_rows),
+            signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval)
+            for signal, write in (
+                ("traces", writer.write_spans),
+                ("logs", writer.write_logs),
+                ("metrics", writer.write_metrics),
+            )
         }
 
     def start(self) -> None:

@@ -58,6 +58,10 @@ class ChdbEngine:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = str(data_dir.resolve())
         self._conn = chdb.connect(self.path)
+        # One call into chDB at a time. chDB takes its own connection lock while still holding the
+        # GIL, and an INSERT ... FROM Python() needs the GIL to read its Arrow table: two threads
+        # calling in at once deadlock. Waiting on this lock releases the GIL, so they cannot.
+        self._lock = threading.Lock()
         # Every timestamp is UTC on the way in and out, whatever the machine's zone.
         self._conn.query("SET session_timezone = 'UTC'")
 
@@ -76,10 +80,14 @@ class ChdbEngine:
             return engine
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._conn.query(sql, "Null", params=encode_params(params))
+        encoded = encode_params(params)
+        with self._lock:
+            self._conn.query(sql, "Null", params=encoded)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        result = self._conn.query(sql, "ArrowTable", params=encode_params(params))
+        encoded = encode_params(params)
+        with self._lock:
+            result = self._conn.query(sql, "ArrowTable", params=encoded)
         assert isinstance(result, pa.Table)
         return result
 
@@ -87,7 +95,8 @@ class ChdbEngine:
         # chDB's Python() table function finds the Arrow table by variable name in this frame.
         obs_insert_data = data  # noqa: F841 - read by chDB through the frame
         columns = ", ".join(f"`{name}`" for name in data.column_names)
-        self._conn.query(f"INSERT INTO {table} ({columns}) SELECT * FROM Python(obs_insert_data)", "Null")
+        with self._lock:
+            self._conn.query(f"INSERT INTO {table} ({columns}) SELECT * FROM Python(obs_insert_data)", "Null")
 
     def close(self) -> None:
         # chDB keeps one session per process; closing it would make the path unusable for the process.

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.model import MetricBatch, MetricMetadata
 from collector.store.engine import Engine
@@ -47,7 +48,10 @@ class StoreWriter:
         self._observe(table, time.perf_counter() - started, data.num_rows)
 
     def write_spans(self, tables: Sequence[pa.Table]) -> None:
-        self._insert("otel_traces", _concat(tables))
+        """Spans, then their rows of the trace-id -> time-range lookup (what the exporter's view made)."""
+        spans = _concat(tables)
+        self._insert("otel_traces", spans)
+        self._insert("otel_traces_trace_id_ts", trace_time_ranges(spans))
 
     def write_logs(self, tables: Sequence[pa.Table]) -> None:
         self._insert("otel_logs", _concat(tables))
@@ -77,6 +81,17 @@ class StoreWriter:
             for fp in merged.series:
                 self._series_written[fp] = now
             self._metadata_written.update(merged.metadata)
+
+
+def trace_time_ranges(spans: pa.Table) -> pa.Table:
+    """TraceId, Start, End (first and last span start) per trace in a batch of spans."""
+    ranges = (
+        spans.select(["TraceId", "Timestamp"])
+        .group_by("TraceId")
+        .aggregate([("Timestamp", "min"), ("Timestamp", "max")])
+    )
+    ranges = ranges.filter(pc.not_equal(ranges["TraceId"], ""))
+    return pa.table({"TraceId": ranges["TraceId"], "Start": ranges["Timestamp_min"], "End": ranges["Timestamp_max"]})
 
 
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:

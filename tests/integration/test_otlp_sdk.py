@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -122,10 +122,19 @@ def test_logs_read_back_identical(collector: CollectorProcess, transport: str) -
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": service}))
     otel_logger = provider.get_logger("test.logs", "0.1")
     with tracer_provider.get_tracer("t").start_as_current_span("work"):
-        otel_logger.emit(severity_number=SeverityNumber.WARN, severity_text="WARNING", body="payment p-1 declined",
-                         attributes={"order_id": 17, "amount": 9.5, "tags": ("a", "b")})
-    otel_logger.emit(severity_number=SeverityNumber.INFO, severity_text="INFO", body={"msg": "structured", "n": 2},
-                     timestamp=time.time_ns(), event_name="app.event")
+        otel_logger.emit(
+            severity_number=SeverityNumber.WARN,
+            severity_text="WARNING",
+            body="payment p-1 declined",
+            attributes={"order_id": 17, "amount": 9.5, "tags": ("a", "b")},
+        )
+    otel_logger.emit(
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        body={"msg": "structured", "n": 2},
+        timestamp=time.time_ns(),
+        event_name="app.event",
+    )
     provider.shutdown()
 
     records = [d.log_record for d in sent.get_finished_logs()]
