@@ -76,9 +76,10 @@ def make_request(rng: random.Random) -> bytes:
     return req.SerializeToString()
 
 
-def measure_limit(bodies: list[bytes], seconds: float) -> tuple[float, float]:
-    """(parse+flatten spans/s, parse-only spans/s) on one core, no store."""
-    from collector.codecs.otlp_traces import decode_traces
+def measure_limit(bodies: list[bytes], seconds: float) -> tuple[float, float, float | None]:
+    """Spans/s on one core, no store: (python protobuf parse + flatten into column lists, parse only,
+    the collector's own path: parse, check, C flattener into Arrow; None when it is not built)."""
+    from collector.codecs.otlp_traces import check_traces, decode_traces, flatten_traces_c
     from collector.codecs.otlp_values import TimeWindow
 
     window = TimeWindow()
@@ -96,7 +97,12 @@ def measure_limit(bodies: list[bytes], seconds: float) -> tuple[float, float]:
         req.ParseFromString(body)
         return req
 
-    return rate(lambda b: decode_traces(parse(b), window)), rate(parse)
+    def c_path(body: bytes) -> None:
+        check_traces(parse(body), window)
+        flatten_traces_c(body)
+
+    c_rate = rate(c_path) if flatten_traces_c(bodies[0]) is not None else None
+    return rate(lambda b: decode_traces(parse(b), window)), rate(parse), c_rate
 
 
 def client(port: int, bodies: list[bytes], deadline: float, connections: int, out: Any) -> None:
@@ -140,7 +146,7 @@ def run(
 ) -> dict[str, Any]:
     rng = random.Random(7)
     bodies = [make_request(rng) for _ in range(60)]
-    limit, parse_only = measure_limit(bodies, 3.0)
+    limit, parse_only, c_limit = measure_limit(bodies, 3.0)
 
     workdir = Path(tempfile.mkdtemp(prefix="obs-bench-"))
     port = free_port()
@@ -191,6 +197,7 @@ def run(
         "limit_spans_per_s": round(limit),
         "ratio": round(acked_rate / limit, 3),
         "parse_only_spans_per_s": round(parse_only),
+        "c_path_limit_spans_per_s": round(c_limit) if c_limit else None,
         "collector_cpu_s_per_million_spans": round(cpu / (acked / 1e6), 2) if acked else None,
         "collector_peak_rss_mb": round(peak / 2**20, 1),
         "refused_requests": sum(r for _, r in totals),
@@ -271,6 +278,7 @@ def main() -> None:
     extra = dict(item.split("=", 1) for item in args.set)
     result = run(args.seconds, args.warmup, args.clients, args.connections, workers, extra)
     result["settings"] = extra
+    result["command"] = "python -m bench.otlp_ingest " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "otlp_ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

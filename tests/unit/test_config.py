@@ -79,3 +79,9 @@ def test_cli_stops_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main(["--config", str(path), "check-config"])
     assert exit_info.value.code == 2
     assert "limits.retry_after: invalid duration 'soon'" in capsys.readouterr().err
+
+
+def test_example_file_lists_the_defaults() -> None:
+    from tests.conftest import ROOT
+
+    assert load_settings(ROOT / "obs.example.yaml", env={}) == load_settings(None, env={})

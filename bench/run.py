@@ -1,0 +1,47 @@
+"""Runs every benchmark, then writes bench/RESULTS.md: one table of the latest results/*.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+# module -> (result file, the keys shown in the table)
+BENCHMARKS = {
+    "bench.otlp_ingest": (
+        "otlp_ingest.json",
+        ["acked_spans_per_s", "limit_spans_per_s", "ratio", "c_path_limit_spans_per_s",
+         "collector_cpu_s_per_million_spans", "collector_peak_rss_mb"],
+    ),
+}
+
+
+def write_table() -> str:
+    lines = ["# Benchmark results", "", "Written by `make bench` (bench/run.py) from `bench/results/*.json`.", ""]
+    for module, (name, keys) in BENCHMARKS.items():
+        path = BENCH / "results" / name
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        lines += [f"## {module.split('.')[-1]}", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {key} | {data.get(key)} |" for key in keys]
+        lines += ["", f"Run: `{data.get('command', 'python -m ' + module)}`", ""]
+    table = "\n".join(lines)
+    (BENCH / "RESULTS.md").write_text(table)
+    return table
+
+
+def main() -> int:
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        code = subprocess.call([sys.executable, "-m", module], cwd=BENCH.parent)
+        if code:
+            return code
+    print(write_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
