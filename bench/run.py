@@ -12,8 +12,14 @@ BENCH = Path(__file__).resolve().parent
 BENCHMARKS = {
     "bench.otlp_ingest": (
         "otlp_ingest.json",
-        ["acked_spans_per_s", "limit_spans_per_s", "ratio", "c_path_limit_spans_per_s",
-         "collector_cpu_s_per_million_spans", "collector_peak_rss_mb"],
+        [
+            "acked_spans_per_s",
+            "limit_spans_per_s",
+            "ratio",
+            "c_path_limit_spans_per_s",
+            "collector_cpu_s_per_million_spans",
+            "collector_peak_rss_mb",
+        ],
     ),
 }
 

@@ -29,7 +29,7 @@ from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
 from collector.store.engine import Engine
 from collector.store.readers import StoreReader
-from collector.store.schema import apply_retention, migrate, wait_ready
+from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
 from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
 
@@ -63,6 +63,7 @@ def build(settings: Settings) -> Collector:
     db = settings.storage.database
     migrate(engine, db, log.info)
     apply_retention(engine, db, settings.storage.retention)
+    tune_merges(engine, db, log.warning)
     metrics = SelfMetrics()
     writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert)
     reader = StoreReader(engine, db)

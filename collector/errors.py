@@ -13,11 +13,15 @@ class PermanentError(Exception):
     `status` is the HTTP status that fits best (400, 413, 415); `field` says where, when known.
     """
 
-    def __init__(self, message: str, *, status: int = 400, field: str = "", reason: str = "invalid") -> None:
+    def __init__(
+        self, message: str, *, status: int = 400, field: str = "", reason: str = "invalid", items: int = 1
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.field = field
+        # How many items this refuses, for the refused-items counter (1 when they were not counted).
+        self.items = items
         # A short machine-readable cause, used as the `reason` label of the refused-items counter.
         self.reason = reason
 

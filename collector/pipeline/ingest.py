@@ -72,7 +72,7 @@ class Ingest:
             return result
         except PermanentError as exc:
             status = str(exc.status)
-            m.refused.labels(signal, protocol, exc.reason).inc()
+            m.refused.labels(signal, protocol, exc.reason).inc(exc.items)
             raise
         except RetryableError as exc:
             status = str(exc.status)
@@ -98,11 +98,13 @@ class Ingest:
             payload = payload.batch
         else:
             rows = decoded.accepted
-        if rejected.count:
-            m.refused.labels(signal, protocol, "invalid").inc(rejected.count)
         if accepted == 0 and rejected.count:
             # Nothing usable: the whole request is bad data, which OTLP answers with 400.
-            raise PermanentError(f"every item was rejected: {rejected.summary()}", reason="invalid")
+            raise PermanentError(
+                f"every item was rejected: {rejected.summary()}", reason="invalid", items=rejected.count
+            )
+        if rejected.count:
+            m.refused.labels(signal, protocol, "invalid").inc(rejected.count)
         if rows:
             committer = self.committers[signal]
             m.queue_depth.labels(signal).set(committer.queued_rows + rows)

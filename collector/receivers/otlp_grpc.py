@@ -7,6 +7,7 @@ the configured size get gRPC's own RESOURCE_EXHAUSTED before any of this runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -15,6 +16,8 @@ from google.rpc import code_pb2
 from collector.codecs.otlp_wire import PROTOBUF, status_body, success_body
 from collector.errors import PermanentError, RetryableError
 from collector.pipeline.ingest import Ingest
+
+log = logging.getLogger("observatory.receivers.otlp_grpc")
 
 SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -39,6 +42,9 @@ def _export_handler(ingest: Ingest, signal: str) -> Handler:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, exc.message, trailing_metadata=(("grpc-status-details-bin", details),)
             )
+        except Exception as exc:  # a bug or a store error we did not classify
+            log.exception("OTLP/gRPC %s export failed", signal)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
         return success_body(signal, PROTOBUF, result.rejected, result.message)
 
     return export

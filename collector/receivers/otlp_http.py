@@ -8,7 +8,10 @@ google.rpc.Status in the request's encoding.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
+from google.rpc import code_pb2
 
 from collector.codecs.compression import decompress
 from collector.codecs.otlp_wire import (
@@ -21,6 +24,8 @@ from collector.codecs.otlp_wire import (
 )
 from collector.errors import PermanentError, RetryableError
 from collector.pipeline.ingest import Ingest
+
+log = logging.getLogger("observatory.receivers.otlp_http")
 
 _ENCODINGS = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
 
@@ -68,6 +73,10 @@ def otlp_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
             seconds = max(1, round(exc.retry_after))
             data = status_body(grpc_code_for_http(exc.status), exc.message, encoding, retry_after=seconds)
             return Response(data, status_code=exc.status, media_type=reply_type, headers={"Retry-After": str(seconds)})
+        except Exception as exc:  # a bug or a store error we did not classify: never a retry loop
+            log.exception("OTLP/HTTP %s request failed", signal)
+            data = status_body(code_pb2.INTERNAL, f"internal error: {exc}", encoding or PROTOBUF)
+            return Response(data, status_code=500, media_type=reply_type)
         body_out = success_body(signal, encoding, result.rejected, result.message)
         return Response(body_out, status_code=200, media_type=reply_type)
 
