@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         s = settings.server
         print(f"Observatory {__version__}: starting the collector")
-        print(f"  HTTP APIs and UI   http://{s.host}:{s.http_port}/  (OpenAPI at /docs)")
+        print(f"  HTTP APIs          http://{s.host}:{s.http_port}/api/obs/  (OpenAPI at /docs)")
         if s.otlp_ports:
             print(f"  OTLP/HTTP          http://{s.host}:{s.otlp_http_port}/v1/{{traces,metrics,logs}}")
             print(f"  OTLP/gRPC          {s.host}:{s.otlp_grpc_port}")
