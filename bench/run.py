@@ -34,6 +34,8 @@ def write_table() -> str:
         lines += [f"## {module.split('.')[-1]}", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {key} | {data.get(key)} |" for key in keys]
         lines += ["", f"Run: `{data.get('command', 'python -m ' + module)}`", ""]
+        if "runs" in data:
+            lines += ["Runs: " + ", ".join(str(r.get("acked_spans_per_s")) for r in data["runs"]), ""]
     table = "\n".join(lines)
     (BENCH / "RESULTS.md").write_text(table)
     return table
