@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -194,37 +196,15 @@ def flatten_traces_c(body: bytes) -> pa.Table | None:
         if prefix in lists:
             column = pa.ListArray.from_arrays(lists[prefix], column)
         arrays[name] = column
-    ordered = [
-        "Timestamp",
-        "TraceId",
-        "SpanId",
-        "ParentSpanId",
-        "TraceState",
-        "SpanName",
-        "SpanKind",
-        "ServiceName",
-        "ResourceAttributes",
-        "ResourceAttributeTypes",
-        "ScopeName",
-        "ScopeVersion",
-        "SpanAttributes",
-        "SpanAttributeTypes",
-        "Duration",
-        "StatusCode",
-        "StatusMessage",
-        "Events.Timestamp",
-        "Events.Name",
-        "Events.Attributes",
-        "Events.AttributeTypes",
-        "Links.TraceId",
-        "Links.SpanId",
-        "Links.TraceState",
-        "Links.Attributes",
-        "Links.AttributeTypes",
-    ]
-    table = pa.table({name: arrays[name] for name in ordered})
+    # Same columns, same order as the Python flattener (SpanBatch.to_arrow), so tables concatenate.
+    table = pa.table({name: arrays[name] for name in _column_order()})
     assert table.num_rows == rows
     return table
+
+
+@functools.cache
+def _column_order() -> tuple[str, ...]:
+    return tuple(SpanBatch().to_arrow().column_names)
 
 
 def _offsets(data: bytes) -> pa.Array:
