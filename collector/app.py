@@ -25,8 +25,10 @@ from collector.config import Settings
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
+from collector.receivers.influx_http import influx_router
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
+from collector.receivers.remote_write_http import remote_write_router
 from collector.store.engine import Engine
 from collector.store.readers import StoreReader
 from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
@@ -88,7 +90,7 @@ def build(settings: Settings) -> Collector:
 
 
 def main_app(c: Collector) -> FastAPI:
-    """Everything HTTP on the main port: OTLP/HTTP, the native API, health and own metrics."""
+    """Everything HTTP on the main port: OTLP/HTTP, Influx writes, the native API, health, own metrics."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +98,8 @@ def main_app(c: Collector) -> FastAPI:
 
     app = FastAPI(title="Observatory collector", version=__version__, lifespan=lifespan)
     app.include_router(otlp_router(c.ingest, c.settings.limits.max_body_bytes))
+    app.include_router(influx_router(c.ingest, c.settings.limits.max_body_bytes))
+    app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
 
     @app.get("/healthz", include_in_schema=False)

@@ -31,6 +31,12 @@ class SelfMetrics:
             ["signal", "protocol", "reason"],
             registry=r,
         )
+        self.skipped_fields = Counter(
+            "obs_skipped_string_fields",
+            "Line protocol string fields, which are not samples (they are forwarded to InfluxDB unchanged).",
+            ["protocol"],
+            registry=r,
+        )
         self.requests = Counter(
             "obs_requests",
             "Ingest requests by outcome (HTTP-style status).",

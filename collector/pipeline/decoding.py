@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -21,6 +22,8 @@ from collector.codecs.otlp_metrics import decode_metrics
 from collector.codecs.otlp_traces import c_flattener_available, check_traces, decode_traces, flatten_traces_c
 from collector.codecs.otlp_values import Rejections, TimeWindow
 from collector.codecs.otlp_wire import PROTOBUF, parse_request
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,6 +107,10 @@ class Decoder:
             self._max_age[signal],
             self._max_future,
         )
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Any other pure decoding work, on the same executor."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

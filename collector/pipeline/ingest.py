@@ -7,15 +7,37 @@ PermanentError (bad data) or RetryableError (overload, store down) for the recei
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from collector.codecs.influx_metrics import InfluxSamples, points_to_samples
+from collector.codecs.line_protocol import LineError, parse_lines
+from collector.codecs.otlp_values import Rejections
 from collector.errors import PermanentError, RetryableError
+from collector.model import MetricBatch
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoded, Decoder
 from collector.pipeline.delta_to_cumulative import DeltaToCumulative
 from collector.pipeline.group_commit import GroupCommitter
 from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
+
+
+@dataclass(frozen=True)
+class InfluxResult:
+    lines: int
+    errors: list[LineError]
+    samples: int
+
+
+def decode_influx(
+    body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
+) -> tuple[InfluxSamples | None, int, list[LineError]]:
+    """Parse and map a line protocol body (runs on the decode executor)."""
+    points, errors = parse_lines(body, precision)
+    if errors and all_or_nothing:
+        return None, 0, errors
+    return points_to_samples(points, labels), points.lines, errors
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,81 @@ class Ingest:
             m.inflight_bytes.set(self._admission.inflight)
             m.requests.labels(signal, protocol, status).inc()
             m.request_duration.labels(signal, protocol).observe(time.perf_counter() - started)
+
+    async def influx(
+        self, protocol: str, body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
+    ) -> InfluxResult:
+        """Store the parsable lines of a line protocol write (all or none with all_or_nothing).
+
+        Returns the accepted lines and the errors of the others; the receiver words the answer.
+        Raises RetryableError when saturated; a ValueError for an unknown precision.
+        """
+        started = time.perf_counter()
+        m = self._metrics
+        status = "204"
+        try:
+            with self._admission.reserve(len(body)):
+                m.inflight_bytes.set(self._admission.inflight)
+                samples, lines, errors = await self._decoder.run(decode_influx, body, precision, labels, all_or_nothing)
+                m.received.labels("metrics", protocol).inc(lines + len(errors))
+                if errors:
+                    status = "400"
+                    m.refused.labels("metrics", protocol, "invalid").inc(
+                        len(errors) + (lines if samples is None else 0)
+                    )
+                if samples is None:
+                    return InfluxResult(0, errors, 0)
+                if samples.skipped_strings:
+                    m.skipped_fields.labels(protocol).inc(samples.skipped_strings)
+                if samples.samples:
+                    committer = self.committers["metrics"]
+                    await committer.submit(samples.batch, samples.samples)
+                m.accepted.labels("metrics", protocol).inc(lines)
+                return InfluxResult(lines, errors, samples.samples)
+        except RetryableError as exc:
+            status = str(exc.status)
+            m.refused.labels("metrics", protocol, exc.reason).inc()
+            raise
+        finally:
+            m.inflight_bytes.set(self._admission.inflight)
+            m.requests.labels("metrics", protocol, status).inc()
+            m.request_duration.labels("metrics", protocol).observe(time.perf_counter() - started)
+
+    async def metrics(
+        self, protocol: str, body: bytes, decode: Callable[[bytes], tuple[MetricBatch, Rejections, int]]
+    ) -> IngestResult:
+        """Store what is valid in a metrics write decoded by `decode` (remote write and the like).
+
+        Raises PermanentError when nothing in it is usable, RetryableError when saturated.
+        """
+        started = time.perf_counter()
+        m = self._metrics
+        status = "204"
+        try:
+            with self._admission.reserve(len(body)):
+                m.inflight_bytes.set(self._admission.inflight)
+                batch, rejected, accepted = await self._decoder.run(decode, body)
+                m.received.labels("metrics", protocol).inc(accepted + rejected.count)
+                if rejected.count and not accepted:
+                    raise PermanentError(
+                        f"every series was refused: {rejected.summary()}", reason="invalid", items=rejected.count
+                    )
+                if rejected.count:
+                    status = "400"
+                    m.refused.labels("metrics", protocol, "invalid").inc(rejected.count)
+                if len(batch):
+                    await self.committers["metrics"].submit(batch, len(batch))
+                m.accepted.labels("metrics", protocol).inc(accepted)
+                return IngestResult(accepted, rejected.count, rejected.summary())
+        except (PermanentError, RetryableError) as exc:
+            status = str(exc.status)
+            items = exc.items if isinstance(exc, PermanentError) else 1
+            m.refused.labels("metrics", protocol, exc.reason).inc(items)
+            raise
+        finally:
+            m.inflight_bytes.set(self._admission.inflight)
+            m.requests.labels("metrics", protocol, status).inc()
+            m.request_duration.labels("metrics", protocol).observe(time.perf_counter() - started)
 
     async def _write(self, decoded: Decoded, protocol: str) -> IngestResult:
         signal, rejected = decoded.signal, decoded.rejected

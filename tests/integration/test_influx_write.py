@@ -1,0 +1,89 @@
+"""Influx writes: the real influxdb-client (v2 API, batching and gzip) and the v1 API's partial writes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+from influxdb_client import InfluxDBClient, Point, WriteOptions
+
+from tests.conftest import CollectorProcess
+
+
+def _series(c: CollectorProcess, metric: str, **labels: str) -> list[dict[str, Any]]:
+    params = [("metric", metric)] + [("label", f"{k}:{v}") for k, v in labels.items()]
+    r = httpx.get(f"{c.url}/api/obs/metrics/series", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["series"]
+
+
+def test_influxdb_client_v2_batched_gzip(collector: CollectorProcess) -> None:
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    now_ns = time.time_ns() // 1_000_000 * 1_000_000  # the store keeps milliseconds
+    points = [
+        Point("cpu")
+        .tag("host", host)
+        .tag("core", str(i % 2))
+        .field("usage_idle", 90.5 + i)
+        .field("procs", i)
+        .field("state", "running")
+        .time(now_ns + i * 1_000_000)
+        for i in range(300)
+    ]
+    points.append(Point("disk").tag("host", host).field("healthy", True).field("free", 2**40).time(now_ns))
+    with (
+        InfluxDBClient(url=collector.url, token="user:pass", org="acme", enable_gzip=True) as client,
+        client.write_api(write_options=WriteOptions(batch_size=100, flush_interval=200)) as write_api,
+    ):
+        write_api.write(bucket="telemetry", record=points)
+    idle = _series(collector, "cpu_usage_idle", host=host)
+    assert {s["labels"]["core"] for s in idle} == {"0", "1"}
+    assert all(s["labels"]["bucket"] == "telemetry" for s in idle)
+    got = sorted((ts, float(v)) for s in idle for ts, v in s["samples"])
+    assert got == [(now_ns // 1_000_000 + i, 90.5 + i) for i in range(300)]
+    procs = sorted(float(v) for s in _series(collector, "cpu_procs", host=host) for _, v in s["samples"])
+    assert procs == [float(i) for i in range(300)]
+    assert _series(collector, "cpu_state", host=host) == []  # string fields are not samples
+    [healthy] = _series(collector, "disk_healthy", host=host)
+    assert healthy["samples"] == [[now_ns // 1_000_000, "1.0"]]
+    [free] = _series(collector, "disk_free", host=host)
+    assert float(free["samples"][0][1]) == 2**40
+
+
+def test_v1_partial_write_stores_the_good_lines(collector: CollectorProcess) -> None:
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    body = (
+        f"mem,host={host} used=1i 1700000000000\n"
+        f"mem,host={host} used=oops 1700000001000\n"
+        f"mem,host={host} used=3i 1700000002000\n"
+    )
+    r = httpx.post(f"{collector.url}/write", params={"db": "ops", "precision": "ms"}, content=body, timeout=10)
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("partial write: unable to parse")
+    assert r.json()["error"].endswith("dropped=1")
+    assert r.headers["x-influxdb-version"]
+    [series] = _series(collector, "mem_used", host=host, db="ops")
+    assert series["samples"] == [[1700000000000, "1.0"], [1700000002000, "3.0"]]
+
+
+def test_v2_rejects_a_batch_with_a_bad_line(collector: CollectorProcess) -> None:
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    body = f"net,host={host} rx=1i\nnet,host={host} rx=\n"
+    r = httpx.post(f"{collector.url}/api/v2/write", params={"bucket": "b", "org": "o"}, content=body, timeout=10)
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid" and r.headers["x-platform-error-code"] == "invalid"
+    assert "line 2" in r.json()["message"]
+    assert _series(collector, "net_rx", host=host) == []
+
+
+def test_required_parameters_and_probes(collector: CollectorProcess) -> None:
+    r = httpx.post(f"{collector.url}/write", content=b"m f=1", timeout=10)
+    assert (r.status_code, r.json()) == (400, {"error": "database is required"})
+    r = httpx.post(f"{collector.url}/api/v2/write", params={"org": "o"}, content=b"m f=1", timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == "invalid"
+    r = httpx.get(f"{collector.url}/ping", timeout=10)
+    assert r.status_code == 204 and r.headers["x-influxdb-version"]
+    r = httpx.get(f"{collector.url}/health", timeout=10)
+    assert r.json()["status"] == "pass"
