@@ -29,6 +29,7 @@ from collector.receivers.influx_http import influx_router
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
 from collector.receivers.remote_write_http import remote_write_router
+from collector.receivers.scraper import Scraper
 from collector.store.engine import Engine
 from collector.store.readers import StoreReader
 from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
@@ -151,6 +152,7 @@ async def serve(settings: Settings) -> None:
             c.ingest, f"{s.host}:{s.otlp_grpc_port}", settings.limits.max_grpc_message_bytes
         )
     c.ingest.start()
+    scraper = Scraper(settings.scrape, c.ingest.scraped)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -168,6 +170,7 @@ async def serve(settings: Settings) -> None:
             t.result()  # re-raise a bind error and the like
         raise SystemExit("a server failed to start")
     c.ready = True
+    scraper.start()
     ports = f"http {s.host}:{s.http_port}"
     if s.otlp_ports:
         ports += f", otlp/http :{s.otlp_http_port}, otlp/grpc :{s.otlp_grpc_port}"
@@ -180,5 +183,6 @@ async def serve(settings: Settings) -> None:
     if grpc_server is not None:
         await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
+    await scraper.close()
     await c.ingest.close()
     c.engine.close()

@@ -148,11 +148,63 @@ class ServerSettings(_Section):
     otlp_ports: bool = True
 
 
+class StaticTargets(_Section):
+    targets: list[str]
+    labels: dict[str, str] = {}
+
+
+class HttpSdConfig(_Section):
+    """Prometheus HTTP service discovery: a URL answering [{"targets": [...], "labels": {...}}]."""
+
+    url: str
+    refresh_interval: Duration = 60.0
+
+
+class ScrapeJob(_Section):
+    """One scrape job, with Prometheus' names and defaults."""
+
+    job_name: str
+    scrape_interval: Duration = 15.0
+    scrape_timeout: Duration = 10.0
+    metrics_path: str = "/metrics"
+    scheme: str = "http"
+    honor_labels: bool = False
+    static_configs: list[StaticTargets] = []
+    http_sd_configs: list[HttpSdConfig] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> ScrapeJob:
+        if self.scheme not in ("http", "https"):
+            raise ValueError(f"scheme {self.scheme!r} must be http or https")
+        if not self.scrape_interval:
+            raise ValueError("scrape_interval must be more than 0")
+        if self.scrape_timeout > self.scrape_interval:
+            raise ValueError("scrape_timeout must not be longer than scrape_interval")
+        if not self.metrics_path.startswith("/"):
+            raise ValueError(f"metrics_path {self.metrics_path!r} must start with /")
+        return self
+
+
+class ScrapeSettings(_Section):
+    jobs: list[ScrapeJob] = []
+    # Scrapes running at once across all targets.
+    max_concurrent: int = Field(default=32, gt=0)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ScrapeSettings:
+        names = [job.job_name for job in self.jobs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"job_name {sorted(dup)[0]!r} is used twice")
+        return self
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     write: WriteSettings = WriteSettings()
+    scrape: ScrapeSettings = ScrapeSettings()
     log_level: str = "info"
 
     @model_validator(mode="after")
@@ -170,7 +222,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Set OBS_A__B=v into data['a']['b']; returns key path -> variable name, for error messages."""
     origins: dict[str, str] = {}
     for name, raw in sorted(env.items()):
-        if not name.startswith("OBS_") or name.startswith("OBS_TEST_"):
+        if not name.startswith("OBS_") or name.startswith("OBS_TEST_") or name == "OBS_CONFIG":
             continue
         path = [part.lower() for part in name[4:].split("__")]
         if not all(path):

@@ -180,6 +180,14 @@ class Ingest:
             m.requests.labels("metrics", protocol, status).inc()
             m.request_duration.labels("metrics", protocol).observe(time.perf_counter() - started)
 
+    async def scraped(self, batch: MetricBatch) -> None:
+        """Write what a scrape produced (the scraper bounds its own concurrency)."""
+        m = self._metrics
+        if len(batch):
+            await self.committers["metrics"].submit(batch, len(batch))
+        m.received.labels("metrics", "scrape").inc(len(batch))
+        m.accepted.labels("metrics", "scrape").inc(len(batch))
+
     async def _write(self, decoded: Decoded, protocol: str) -> IngestResult:
         signal, rejected = decoded.signal, decoded.rejected
         m = self._metrics

@@ -60,6 +60,13 @@ def test_yaml_and_env_overrides(tmp_path: Path) -> None:
         ("- a\n", {}, "the top level must be a mapping"),
         ("a: [", {}, "not valid YAML"),
         ("", {"OBS_STORAGE____URL": "x"}, "empty key segment"),
+        (
+            "scrape:\n  jobs: [{job_name: a, scrape_interval: 5s, scrape_timeout: 10s}]\n",
+            {},
+            "scrape.jobs.0: scrape_timeout must not be longer than scrape_interval",
+        ),
+        ("scrape:\n  jobs: [{job_name: a}, {job_name: a}]\n", {}, "scrape: job_name 'a' is used twice"),
+        ("scrape:\n  jobs: [{job_name: a, metrics_path: metrics}]\n", {}, "metrics_path 'metrics' must start with /"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
