@@ -25,6 +25,7 @@ from collector.config import Settings
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
+from collector.pipeline.series_limits import SeriesLimits
 from collector.receivers.influx_http import influx_router
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
@@ -72,20 +73,25 @@ def build(settings: Settings) -> Collector:
     reader = StoreReader(engine, db)
     metrics.add_store_size(reader.store_sizes)
     limits = settings.limits
+    max_age = {
+        signal: effective_max_age(limits.max_age, getattr(settings.storage.retention, signal))
+        for signal in ("traces", "logs", "metrics")
+    }
     ingest = Ingest(
         writer,
         Decoder(
             settings.write.decode_workers,
-            {
-                signal: effective_max_age(limits.max_age, getattr(settings.storage.retention, signal))
-                for signal in ("traces", "logs", "metrics")
-            },
+            max_age,
             limits.max_future,
         ),
         Admission(limits.max_inflight_bytes, limits.retry_after),
         metrics,
         settings.write.max_batch_rows,
         settings.write.min_insert_interval,
+        series_limits=SeriesLimits(
+            limits.max_series_per_metric, int(limits.out_of_order_window * 1000), reader.known_series()
+        ),
+        metrics_window=(max_age["metrics"], limits.max_future),
     )
     return Collector(settings, engine, metrics, ingest, reader)
 

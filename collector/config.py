@@ -12,10 +12,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {
@@ -127,6 +127,10 @@ class LimitSettings(_Section):
     # 0 turns either check off.
     max_age: Duration = 7 * 86400.0
     max_future: Duration = 3600.0
+    # Metric samples (pipeline/series_limits.py): series per metric name, and how far behind a
+    # series' newest sample one may be (0: in order only, as Prometheus by default).
+    max_series_per_metric: int = Field(default=100_000, gt=0)
+    out_of_order_window: Duration = 600.0
 
 
 class WriteSettings(_Section):
@@ -160,6 +164,81 @@ class HttpSdConfig(_Section):
     refresh_interval: Duration = 60.0
 
 
+# Prometheus' rules for relabelling (model/relabel): a label name, and a target_label or labelmap
+# replacement that may hold $1, ${1} or $name references. Go's \w is ASCII, hence re.ASCII.
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
+_RELABEL_TARGET_RE = re.compile(r"(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+", re.ASCII)
+# Go allows flags such as (?i) anywhere; Python only at the very start, so a leading group is hoisted
+# out of the anchoring group (where Go's flags would apply to the whole regex all the same).
+_LEADING_FLAGS_RE = re.compile(r"\(\?([imsU]+)\)")
+
+
+def compile_relabel_regex(regex: str) -> re.Pattern[str]:
+    """A relabel regex anchored at both ends, as Prometheus does (`^(?:regex)$`). Raises ValueError.
+
+    Use the pattern with `fullmatch`: Python's `$` would also match before a trailing newline, Go's does not.
+    re.ASCII makes \\d, \\w, \\s and \\b ASCII-only, as they are in Go's RE2.
+    """
+    flags = ""
+    body = regex
+    m = _LEADING_FLAGS_RE.match(regex)
+    if m is not None:
+        if "U" in m.group(1):
+            raise ValueError(f"regex {regex!r}: the ungreedy flag U is not supported")
+        flags, body = f"(?{m.group(1)})", regex[m.end() :]
+    try:
+        re.compile(regex, re.ASCII)  # alone first, so an error's position is in the user's text
+        return re.compile(f"{flags}(?:{body})", re.ASCII)
+    except re.error as exc:
+        where = "" if exc.pos is None else f" at position {exc.pos}"
+        raise ValueError(f"regex {regex!r} does not compile: {exc.msg}{where}") from None
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+RelabelAction = Literal["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep"]
+
+
+class RelabelConfig(_Section):
+    """One Prometheus relabel rule, with Prometheus' names, defaults and load-time checks."""
+
+    source_labels: list[str] = []
+    separator: str = ";"
+    regex: str = "(.*)"
+    target_label: str = ""
+    replacement: str = "$1"
+    action: Annotated[RelabelAction, BeforeValidator(_lower)] = "replace"
+    _pattern: re.Pattern[str] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _check(self) -> RelabelConfig:
+        self._pattern = compile_relabel_regex(self.regex)
+        if self.action == "replace":
+            if not self.target_label:
+                raise ValueError("relabel action replace needs a target_label")
+            if not (_LABEL_NAME_RE.fullmatch(self.target_label) or _RELABEL_TARGET_RE.fullmatch(self.target_label)):
+                raise ValueError(
+                    f"target_label {self.target_label!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, "
+                    "optionally with $1, ${1} or $name references)"
+                )
+        if self.action == "labelmap" and not _RELABEL_TARGET_RE.fullmatch(self.replacement):
+            raise ValueError(
+                f"replacement {self.replacement!r} for labelmap must be a label name, optionally with $1 or ${{1}}"
+            )
+        if self.action in ("labeldrop", "labelkeep") and (
+            self.source_labels or self.target_label or self.separator != ";" or self.replacement != "$1"
+        ):
+            raise ValueError(f"relabel action {self.action} takes only regex (it matches label names)")
+        return self
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The regex, compiled once at load time; match it with `fullmatch`."""
+        return self._pattern
+
+
 class ScrapeJob(_Section):
     """One scrape job, with Prometheus' names and defaults."""
 
@@ -171,6 +250,9 @@ class ScrapeJob(_Section):
     honor_labels: bool = False
     static_configs: list[StaticTargets] = []
     http_sd_configs: list[HttpSdConfig] = []
+    # Applied in order to each target's labels before scraping, then to each scraped series.
+    relabel_configs: list[RelabelConfig] = []
+    metric_relabel_configs: list[RelabelConfig] = []
 
     @model_validator(mode="after")
     def _check(self) -> ScrapeJob:

@@ -19,6 +19,7 @@ from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoded, Decoder
 from collector.pipeline.delta_to_cumulative import DeltaToCumulative
 from collector.pipeline.group_commit import GroupCommitter
+from collector.pipeline.series_limits import LimitOutcome, SeriesLimits
 from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
 
@@ -28,6 +29,8 @@ class InfluxResult:
     lines: int
     errors: list[LineError]
     samples: int
+    refused_samples: int = 0  # by the series limits (cardinality, out of order, duplicates)
+    refused_message: str = ""
 
 
 def decode_influx(
@@ -57,11 +60,16 @@ class Ingest:
         max_batch_rows: int,
         min_insert_interval: float = 0.0,
         delta_series: int = 100_000,
+        series_limits: SeriesLimits | None = None,
+        metrics_window: tuple[float, float] = (0.0, 0.0),
     ) -> None:
+        """metrics_window: (max age, max future) in seconds for metric samples; 0 is unbounded."""
         self._decoder = decoder
         self._admission = admission
         self._metrics = metrics
         self._deltas = DeltaToCumulative(delta_series)
+        self._limits = series_limits or SeriesLimits(10**9, 2**62)
+        self._metrics_window = metrics_window
         self.committers: dict[str, GroupCommitter] = {
             signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval)
             for signal, write in (
@@ -130,11 +138,12 @@ class Ingest:
                     return InfluxResult(0, errors, 0)
                 if samples.skipped_strings:
                     m.skipped_fields.labels(protocol).inc(samples.skipped_strings)
-                if samples.samples:
-                    committer = self.committers["metrics"]
-                    await committer.submit(samples.batch, samples.samples)
+                limited = self._limit(samples.batch, protocol)
+                if len(limited.batch):
+                    await self.committers["metrics"].submit(limited.batch, len(limited.batch))
                 m.accepted.labels("metrics", protocol).inc(lines)
-                return InfluxResult(lines, errors, samples.samples)
+                message = "; ".join(limited.messages)
+                return InfluxResult(lines, errors, len(limited.batch), limited.refused, message)
         except RetryableError as exc:
             status = str(exc.status)
             m.refused.labels("metrics", protocol, exc.reason).inc()
@@ -166,10 +175,14 @@ class Ingest:
                 if rejected.count:
                     status = "400"
                     m.refused.labels("metrics", protocol, "invalid").inc(rejected.count)
-                if len(batch):
-                    await self.committers["metrics"].submit(batch, len(batch))
-                m.accepted.labels("metrics", protocol).inc(accepted)
-                return IngestResult(accepted, rejected.count, rejected.summary())
+                limited = self._limit(batch, protocol)
+                for message in limited.messages:
+                    rejected.add("sample", message)
+                rejected.count += limited.refused - len(limited.messages)
+                if len(limited.batch):
+                    await self.committers["metrics"].submit(limited.batch, len(limited.batch))
+                m.accepted.labels("metrics", protocol).inc(accepted - limited.refused)
+                return IngestResult(accepted - limited.refused, rejected.count, rejected.summary())
         except (PermanentError, RetryableError) as exc:
             status = str(exc.status)
             items = exc.items if isinstance(exc, PermanentError) else 1
@@ -183,10 +196,24 @@ class Ingest:
     async def scraped(self, batch: MetricBatch) -> None:
         """Write what a scrape produced (the scraper bounds its own concurrency)."""
         m = self._metrics
-        if len(batch):
-            await self.committers["metrics"].submit(batch, len(batch))
         m.received.labels("metrics", "scrape").inc(len(batch))
-        m.accepted.labels("metrics", "scrape").inc(len(batch))
+        limited = self._limit(batch, "scrape")
+        if len(limited.batch):
+            await self.committers["metrics"].submit(limited.batch, len(limited.batch))
+        m.accepted.labels("metrics", "scrape").inc(len(limited.batch))
+
+    def _limit(self, batch: MetricBatch, protocol: str) -> LimitOutcome:
+        """Apply the series limits; what they refuse is counted here, by reason."""
+        max_age, max_future = self._metrics_window
+        now_ms = int(time.time() * 1000)
+        outcome = self._limits.apply(
+            batch,
+            now_ms - int(max_age * 1000) if max_age else 0,
+            now_ms + int(max_future * 1000) if max_future else 0,
+        )
+        for reason, count in outcome.by_reason.items():
+            self._metrics.refused.labels("metrics", protocol, reason).inc(count)
+        return outcome
 
     async def _write(self, decoded: Decoded, protocol: str) -> IngestResult:
         signal, rejected = decoded.signal, decoded.rejected
@@ -199,8 +226,12 @@ class Ingest:
                 rejected.add("metrics", f"{dropped} delta points overlapped or came out of order")
                 rejected.count += dropped - 1
                 accepted -= dropped
-            rows = len(payload.batch)
-            payload = payload.batch
+            limited = self._limit(payload.batch, protocol)
+            for message in limited.messages:
+                rejected.add("data point", message)
+            rejected.count += limited.refused - len(limited.messages)
+            rows = len(limited.batch)
+            payload = limited.batch
         else:
             rows = decoded.accepted
         if accepted == 0 and rejected.count:

@@ -80,6 +80,8 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
             return _v1_error(400, f"partial write: {_first(result.errors)} dropped={len(result.errors)}")
         if result.errors:
             return _v1_error(400, _first(result.errors))
+        if result.refused_samples:  # parsed, but refused by the series limits (InfluxDB: a field conflict)
+            return _v1_error(400, f"partial write: {result.refused_message} dropped={result.refused_samples}")
         return Response(status_code=204, headers=_headers())
 
     @router.post("/api/v2/write", summary="InfluxDB 2.x write (line protocol)")
@@ -110,6 +112,9 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         if result.errors:
             where = f"line {result.errors[0].line}"
             return _v2_error(400, "invalid", f"{_first(result.errors)} ({where}; {len(result.errors)} bad lines)")
+        if result.refused_samples:  # as OSS 2.x answers schema conflicts: 422, the good points written
+            message = f"failure writing points to database: partial write: {result.refused_message}"
+            return _v2_error(422, "unprocessable entity", f"{message} dropped={result.refused_samples}")
         return Response(status_code=204, headers=_headers())
 
     @router.api_route("/ping", methods=["GET", "HEAD"], summary="InfluxDB liveness probe")

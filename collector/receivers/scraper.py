@@ -15,14 +15,15 @@ import hashlib
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
 from collector.codecs.prom_text import ExpositionError, parse, to_batch
-from collector.config import ScrapeJob, ScrapeSettings
-from collector.model import MetricBatch
+from collector.config import RelabelConfig, ScrapeJob, ScrapeSettings
+from collector.model import MetricBatch, series_fingerprint
+from collector.receivers.relabel import relabel
 
 log = logging.getLogger("observatory.scraper")
 
@@ -54,16 +55,72 @@ class Target:
 
 
 def make_targets(job: ScrapeJob, groups: list[tuple[list[str], dict[str, str]]]) -> list[Target]:
-    """Targets of a job from (addresses, labels) groups, as static_configs and HTTP SD give them."""
+    """Targets of a job from (addresses, labels) groups, as static_configs and HTTP SD give them.
+
+    As Prometheus does: `job_name`, the address, scheme and metrics path join the group's labels as `job`,
+    `__address__`, `__scheme__` and `__metrics_path__` (a group's own value wins), `relabel_configs` run
+    over that set (a dropped set, or one left without an address, is not scraped), the URL is built from
+    the relabelled `__` labels, `instance` defaults to `__address__`, and the `__`-prefixed labels go.
+    """
     out = []
     for addresses, group_labels in groups:
         for address in addresses:
-            scheme = group_labels.get("__scheme__", job.scheme)
-            path = group_labels.get("__metrics_path__", job.metrics_path)
-            labels = {k: v for k, v in group_labels.items() if not k.startswith("__") and v}
-            labels.setdefault("job", job.job_name)
-            labels.setdefault("instance", address)
-            out.append(Target(f"{scheme}://{address}{path}", tuple(sorted(labels.items()))))
+            labels = {
+                "job": job.job_name,
+                "__scheme__": job.scheme,
+                "__metrics_path__": job.metrics_path,
+                **group_labels,
+                "__address__": address,
+            }
+            relabelled = relabel(labels, job.relabel_configs)
+            if relabelled is None or not relabelled.get("__address__"):
+                continue
+            address = relabelled["__address__"]
+            scheme = relabelled.get("__scheme__", job.scheme)
+            path = relabelled.get("__metrics_path__", job.metrics_path)
+            final = {k: v for k, v in relabelled.items() if not k.startswith("__")}
+            final.setdefault("instance", address)
+            out.append(Target(f"{scheme}://{address}{path}", tuple(sorted(final.items()))))
+    return out
+
+
+class MetricNameDropped(Exception):
+    """metric_relabel_configs left a series without `__name__`: Prometheus fails the whole scrape then."""
+
+
+def relabel_batch(batch: MetricBatch, configs: Sequence[RelabelConfig]) -> MetricBatch:
+    """The batch with `metric_relabel_configs` applied to each series; samples and exemplars of a dropped
+    series go with it. Raises MetricNameDropped."""
+    new_fp: dict[int, int | None] = {}
+    out = MetricBatch(metadata=batch.metadata)
+    for fp, labels in batch.series.items():
+        kept = relabel(labels, configs)
+        if kept is not None and "__name__" not in kept:
+            raise MetricNameDropped(f"metric_relabel_configs removed __name__ from {labels.get('__name__', '')!r}")
+        if kept is None:
+            new_fp[fp] = None
+        else:
+            new_fp[fp] = kept_fp = series_fingerprint(kept)
+            out.series.setdefault(kept_fp, dict(sorted(kept.items())))
+    for fp, ts, value in zip(batch.fingerprint, batch.timestamp_ms, batch.value, strict=True):
+        target = new_fp[fp]
+        if target is not None:
+            out.fingerprint.append(target)
+            out.timestamp_ms.append(ts)
+            out.value.append(value)
+    offsets, keys, values = batch.ex_labels.offsets, batch.ex_labels.keys, batch.ex_labels.values
+    for i, fp in enumerate(batch.ex_fingerprint):
+        target = new_fp[fp]
+        if target is not None:
+            lo, hi = offsets[i], offsets[i + 1]
+            out.add_exemplar(
+                target,
+                batch.ex_timestamp_ms[i],
+                batch.ex_value[i],
+                batch.ex_trace_id[i],
+                batch.ex_span_id[i],
+                dict(zip(keys[lo:hi], values[lo:hi], strict=True)),
+            )
     return out
 
 
@@ -85,6 +142,7 @@ def parse_sd(payload: object) -> list[tuple[list[str], dict[str, str]]]:
 @dataclass
 class _TargetState:
     task: asyncio.Task[None]
+    job_name: str = ""  # not read from the labels: relabel_configs may change `job`
     last_series: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
@@ -139,7 +197,7 @@ class Scraper:
             await asyncio.sleep(refresh)
 
     async def _reconcile(self, job: ScrapeJob, wanted: list[Target]) -> None:
-        mine = {t for t in self._targets if ("job", job.job_name) in t.labels}
+        mine = {t for t, s in self._targets.items() if s.job_name == job.job_name}
         for target in mine - set(wanted):
             state = self._targets.pop(target)
             state.task.cancel()
@@ -150,8 +208,8 @@ class Scraper:
             await self._write_stale([*state.last_series.values(), *synthetic.values()], int(time.time() * 1000))
         for target in wanted:
             if target not in self._targets:
-                state = _TargetState(task=asyncio.get_running_loop().create_task(self._loop(job, target)))
-                self._targets[target] = state
+                task = asyncio.get_running_loop().create_task(self._loop(job, target))
+                self._targets[target] = _TargetState(task=task, job_name=job.job_name)
 
     async def _loop(self, job: ScrapeJob, target: Target) -> None:
         interval = job.scrape_interval
@@ -187,17 +245,21 @@ class Scraper:
             exposition = parse(r.content, r.headers.get("content-type", ""))
             samples = len(exposition.samples)
             batch = to_batch(exposition, labels, scrape_ms, job.honor_labels)
-        except (httpx.HTTPError, ExpositionError) as exc:
+            if job.metric_relabel_configs:
+                batch = relabel_batch(batch, job.metric_relabel_configs)
+        except (httpx.HTTPError, ExpositionError, MetricNameDropped) as exc:
             log.info("scrape of %s failed: %s", target.url, exc)
         duration = time.monotonic() - started
-        out = batch or MetricBatch()
-        current = dict(batch.series) if batch else {}
+        out = MetricBatch() if batch is None else batch
+        current = {} if batch is None else dict(batch.series)
         added = sum(1 for fp in current if fp not in state.last_series)
         for fp, series in state.last_series.items():
             if fp not in current:
                 out.add_sample(series, scrape_ms, STALE_NAN)
         state.last_series = current
-        for name, value in zip(_SYNTHETIC, (1.0 if batch else 0.0, duration, samples, samples, added), strict=True):
+        # A scrape that succeeded with no samples (or none left after metric relabelling) is still up.
+        up, kept = (0.0, 0) if batch is None else (1.0, len(batch))
+        for name, value in zip(_SYNTHETIC, (up, duration, samples, kept, added), strict=True):
             out.add_sample({**labels, "__name__": name}, scrape_ms, float(value))
         await self._write(out)
 

@@ -365,6 +365,13 @@ class StoreReader:
             )
         return list(out.values())
 
+    def known_series(self) -> list[tuple[int, str]]:
+        """(fingerprint, metric name) of every stored series, to seed the series limits at startup."""
+        table = self._engine.query(
+            f"SELECT Fingerprint, any(MetricName) AS Name FROM {self._db}.metrics_series GROUP BY Fingerprint"
+        )
+        return list(zip(table.column("Fingerprint").to_pylist(), table.column("Name").to_pylist(), strict=True))
+
     def store_sizes(self) -> dict[str, tuple[int, int]]:
         rows = self._rows(
             "SELECT table, sum(bytes_on_disk) AS b, sum(rows) AS r FROM system.parts "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 from influxdb_client import InfluxDBClient, Point, WriteOptions
 
-from tests.conftest import CollectorProcess
+from tests.conftest import CollectorProcess, make_collector
 
 
 def _series(c: CollectorProcess, metric: str, **labels: str) -> list[dict[str, Any]]:
@@ -87,3 +88,42 @@ def test_required_parameters_and_probes(collector: CollectorProcess) -> None:
     assert r.status_code == 204 and r.headers["x-influxdb-version"]
     r = httpx.get(f"{collector.url}/health", timeout=10)
     assert r.json()["status"] == "pass"
+
+
+def test_series_limits_answer_as_influxdb_partial_writes(tmp_path: Path) -> None:
+    c = make_collector(
+        tmp_path, OBS_LIMITS__MAX_SERIES_PER_METRIC="2", OBS_LIMITS__OUT_OF_ORDER_WINDOW="1s", OBS_LIMITS__MAX_AGE="0"
+    )
+    c.start()
+    now = int(time.time() * 1000)
+    try:
+        body = f"temp,room=a v=1 {now}\ntemp,room=b v=2 {now}\ntemp,room=c v=3 {now}\n"
+        r = httpx.post(
+            f"{c.url}/api/v2/write", params={"bucket": "b", "org": "o", "precision": "ms"}, content=body, timeout=10
+        )
+        assert r.status_code == 422 and r.json()["code"] == "unprocessable entity"
+        assert "per-metric series limit of 2 exceeded for metric 'temp_v'" in r.json()["message"]
+        assert r.json()["message"].endswith("dropped=1")
+        assert len(_series(c, "temp_v", bucket="b")) == 2
+        # An older sample, beyond the 1 s out-of-order window: a v1 partial write.
+        r = httpx.post(
+            f"{c.url}/write",
+            params={"db": "d", "precision": "ms"},
+            content=f"hum,room=a v=1 {now}\nhum,room=a v=2 {now - 5000}\n",
+            timeout=10,
+        )
+        assert r.status_code == 400 and "out of order sample" in r.json()["error"]
+        [hum] = _series(c, "hum_v", db="d")
+        assert hum["samples"] == [[now, "1.0"]]
+        # Older than the retention (30 days by default): refused, not acknowledged and then lost.
+        r = httpx.post(
+            f"{c.url}/write",
+            params={"db": "d", "precision": "ms"},
+            content="old,room=a v=1 1700000000000\n",
+            timeout=10,
+        )
+        assert r.status_code == 400 and "outside the accepted window" in r.json()["error"]
+        metrics = httpx.get(f"{c.url}/metrics", timeout=10).text
+        assert 'obs_refused_items_total{protocol="influx_v2",reason="series_limit",signal="metrics"} 1.0' in metrics
+    finally:
+        c.stop()
