@@ -22,6 +22,7 @@ from prometheus_client import exposition
 from collector import __version__
 from collector.api.obs import obs_router
 from collector.config import Settings
+from collector.exporters.forwarders import Forwarding
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
@@ -57,6 +58,7 @@ class Collector:
     metrics: SelfMetrics
     ingest: Ingest
     reader: StoreReader
+    forwarding: Forwarding
     ready: bool = False
 
 
@@ -77,6 +79,7 @@ def build(settings: Settings) -> Collector:
         signal: effective_max_age(limits.max_age, getattr(settings.storage.retention, signal))
         for signal in ("traces", "logs", "metrics")
     }
+    forwarding = Forwarding(settings.forward, settings.storage.data_dir)
     ingest = Ingest(
         writer,
         Decoder(
@@ -92,8 +95,9 @@ def build(settings: Settings) -> Collector:
             limits.max_series_per_metric, int(limits.out_of_order_window * 1000), reader.known_series()
         ),
         metrics_window=(max_age["metrics"], limits.max_future),
+        forward=forwarding,
     )
-    return Collector(settings, engine, metrics, ingest, reader)
+    return Collector(settings, engine, metrics, ingest, reader, forwarding)
 
 
 def main_app(c: Collector) -> FastAPI:
@@ -158,6 +162,7 @@ async def serve(settings: Settings) -> None:
             c.ingest, f"{s.host}:{s.otlp_grpc_port}", settings.limits.max_grpc_message_bytes
         )
     c.ingest.start()
+    c.forwarding.start()
     scraper = Scraper(settings.scrape, c.ingest.scraped)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -191,4 +196,5 @@ async def serve(settings: Settings) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     await scraper.close()
     await c.ingest.close()
+    await c.forwarding.close()
     c.engine.close()

@@ -281,12 +281,41 @@ class ScrapeSettings(_Section):
         return self
 
 
+class InfluxForward(_Section):
+    """Send accepted line protocol on to an InfluxDB 1.x /write (same database name as written)."""
+
+    url: str
+    username: str = ""
+    password: str = ""
+
+
+class RemoteWriteForward(_Section):
+    """Send accepted metric samples on as remote write 1.0 (Prometheus, VictoriaMetrics, Mimir...)."""
+
+    url: str
+
+
+class OtlpForward(_Section):
+    """Send accepted OTLP requests on to another OTLP/HTTP endpoint (`{endpoint}/v1/{signal}`)."""
+
+    endpoint: str
+
+
+class ForwardSettings(_Section):
+    influxdb: list[InfluxForward] = []
+    remote_write: list[RemoteWriteForward] = []
+    otlp: list[OtlpForward] = []
+    # Per destination; past it the oldest payloads are dropped and counted.
+    queue_max_bytes: Size = 256 * 1024 * 1024
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     write: WriteSettings = WriteSettings()
     scrape: ScrapeSettings = ScrapeSettings()
+    forward: ForwardSettings = ForwardSettings()
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -60,3 +60,90 @@ def prometheus(config: str, workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, ok: tuple[int, ...] = (200, 204)) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready:\n{log.read_text()[-3000:]}")
+
+
+class Peer:
+    """A peer process that can be stopped and started again on the same port and data."""
+
+    def __init__(self, argv: list[str], ready_url: str, log: Path) -> None:
+        self.argv, self.ready_url, self.log = argv, ready_url, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=out)
+        _wait_http(self.ready_url, self.proc, self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@contextmanager
+def influxdb(workdir: Path) -> Iterator[tuple[str, Peer]]:
+    """InfluxDB 1.x (Debian `influxdb`) on free loopback ports, data under workdir; yields (url, peer)."""
+    binary = require("influxd", "influxdb")
+    http_port, rpc_port = free_port(), free_port()
+    config = workdir / "influxdb.conf"
+    config.write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{workdir / "meta"}"
+[data]
+  dir = "{workdir / "data"}"
+  wal-dir = "{workdir / "wal"}"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+"""
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    peer = Peer([binary, "run", "-config", str(config)], f"{url}/ping", workdir / "influxd.log")
+    peer.start()
+    try:
+        yield url, peer
+    finally:
+        peer.stop()
+
+
+@contextmanager
+def victoria_metrics(workdir: Path) -> Iterator[tuple[str, Peer]]:
+    """VictoriaMetrics (Debian `victoria-metrics`) on a free loopback port; yields (url, peer)."""
+    binary = require("victoria-metrics", "victoria-metrics")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        binary,
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={workdir / 'vm'}",
+        "-search.latencyOffset=0s",
+    ]
+    peer = Peer(argv, f"{url}/health", workdir / "vm.log")
+    peer.start()
+    try:
+        yield url, peer
+    finally:
+        peer.stop()

@@ -158,3 +158,22 @@ def _describe(labels: dict[str, str]) -> str:
     name = labels.get("__name__", "")
     rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
     return f"{name}{{{rest}}}"
+
+
+def encode_write_request(batch: MetricBatch) -> bytes:
+    """A MetricBatch as a snappy-compressed remote write 1.0 body (labels sorted, samples in order)."""
+    classes = _classes()
+    request = classes["WriteRequest"]()
+    by_series: dict[int, list[tuple[int, float]]] = {}
+    for fp, at, number in zip(batch.fingerprint, batch.timestamp_ms, batch.value, strict=True):
+        by_series.setdefault(fp, []).append((at, number))
+    for fp, samples in by_series.items():
+        series = request.timeseries.add()
+        for name, text in sorted(batch.series[fp].items()):
+            series.labels.add(name=name, value=text)
+        for t, v in sorted(samples, key=lambda s: s[0]):
+            series.samples.add(value=v, timestamp=t)
+    for meta in batch.metadata.values():
+        kind = _TYPES.index(meta.type) if meta.type in _TYPES else 0
+        request.metadata.add(type=kind, metric_family_name=meta.metric, help=meta.help, unit=meta.unit)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))

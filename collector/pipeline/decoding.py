@@ -51,12 +51,16 @@ def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_fut
     request = parse_request(signal, body, encoding)
     window = window_now(max_age, max_future)
     if signal == "traces":
-        return _decode_traces(request, body, encoding, window)  # type: ignore[arg-type]
-    if signal == "logs":
+        decoded = _decode_traces(request, body, encoding, window)  # type: ignore[arg-type]
+    elif signal == "logs":
         logs, rejected = decode_logs(request, window)  # type: ignore[arg-type]
-        return Decoded(signal, len(logs), rejected, logs.to_arrow(), len(logs) + rejected.count)
-    result = decode_metrics(request, window)  # type: ignore[arg-type]
-    return Decoded(signal, result.points, result.rejected, result, result.points + result.rejected.count)
+        decoded = Decoded(signal, len(logs), rejected, logs.to_arrow(), len(logs) + rejected.count)
+    else:
+        result = decode_metrics(request, window)  # type: ignore[arg-type]
+        decoded = Decoded(signal, result.points, result.rejected, result, result.points + result.rejected.count)
+    if encoding != PROTOBUF:  # forwarders send protobuf
+        decoded.extra["protobuf"] = request.SerializeToString()
+    return decoded
 
 
 def effective_max_age(max_age: float, retention: float) -> float:

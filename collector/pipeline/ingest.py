@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from collector.codecs.influx_metrics import InfluxSamples, points_to_samples
 from collector.codecs.line_protocol import LineError, parse_lines
@@ -24,6 +25,27 @@ from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
 
 
+class Forward(Protocol):
+    """Where accepted data goes on to (exporters/forwarders.py); called after it is in the store."""
+
+    def lines(self, db: str, rp: str, precision: str, body: bytes) -> None: ...
+
+    def samples(self, batch: MetricBatch) -> None: ...
+
+    def otlp_request(self, signal: str, body: bytes) -> None: ...
+
+
+class NoForward:
+    def lines(self, db: str, rp: str, precision: str, body: bytes) -> None:
+        pass
+
+    def samples(self, batch: MetricBatch) -> None:
+        pass
+
+    def otlp_request(self, signal: str, body: bytes) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class InfluxResult:
     lines: int
@@ -35,12 +57,16 @@ class InfluxResult:
 
 def decode_influx(
     body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
-) -> tuple[InfluxSamples | None, int, list[LineError]]:
-    """Parse and map a line protocol body (runs on the decode executor)."""
+) -> tuple[InfluxSamples | None, int, list[LineError], bytes]:
+    """Parse and map a line protocol body (runs on the decode executor); the last item is the body
+    without its bad lines, as it is forwarded to InfluxDB."""
     points, errors = parse_lines(body, precision)
     if errors and all_or_nothing:
-        return None, 0, errors
-    return points_to_samples(points, labels), points.lines, errors
+        return None, 0, errors, b""
+    if errors:
+        bad = {e.line for e in errors}
+        body = b"\n".join(line for i, line in enumerate(body.split(b"\n"), 1) if i not in bad)
+    return points_to_samples(points, labels), points.lines, errors, body
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,7 @@ class Ingest:
         delta_series: int = 100_000,
         series_limits: SeriesLimits | None = None,
         metrics_window: tuple[float, float] = (0.0, 0.0),
+        forward: Forward | None = None,
     ) -> None:
         """metrics_window: (max age, max future) in seconds for metric samples; 0 is unbounded."""
         self._decoder = decoder
@@ -70,6 +97,7 @@ class Ingest:
         self._deltas = DeltaToCumulative(delta_series)
         self._limits = series_limits or SeriesLimits(10**9, 2**62)
         self._metrics_window = metrics_window
+        self._forward: Forward = forward or NoForward()
         self.committers: dict[str, GroupCommitter] = {
             signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval)
             for signal, write in (
@@ -99,6 +127,7 @@ class Ingest:
                 decoded = await self._decoder.decode(signal, body, encoding)
                 m.received.labels(signal, protocol).inc(decoded.received)
                 result = await self._write(decoded, protocol)
+                self._forward.otlp_request(signal, decoded.extra.get("protobuf", body))
             return result
         except PermanentError as exc:
             status = str(exc.status)
@@ -127,7 +156,9 @@ class Ingest:
         try:
             with self._admission.reserve(len(body)):
                 m.inflight_bytes.set(self._admission.inflight)
-                samples, lines, errors = await self._decoder.run(decode_influx, body, precision, labels, all_or_nothing)
+                samples, lines, errors, good_lines = await self._decoder.run(
+                    decode_influx, body, precision, labels, all_or_nothing
+                )
                 m.received.labels("metrics", protocol).inc(lines + len(errors))
                 if errors:
                     status = "400"
@@ -142,6 +173,9 @@ class Ingest:
                 if len(limited.batch):
                     await self.committers["metrics"].submit(limited.batch, len(limited.batch))
                 m.accepted.labels("metrics", protocol).inc(lines)
+                db = labels.get("db") or labels.get("bucket", "")
+                self._forward.lines(db, labels.get("rp", ""), precision, good_lines)
+                self._forward.samples(limited.batch)
                 message = "; ".join(limited.messages)
                 return InfluxResult(lines, errors, len(limited.batch), limited.refused, message)
         except RetryableError as exc:
@@ -182,6 +216,7 @@ class Ingest:
                 if len(limited.batch):
                     await self.committers["metrics"].submit(limited.batch, len(limited.batch))
                 m.accepted.labels("metrics", protocol).inc(accepted - limited.refused)
+                self._forward.samples(limited.batch)
                 return IngestResult(accepted - limited.refused, rejected.count, rejected.summary())
         except (PermanentError, RetryableError) as exc:
             status = str(exc.status)
@@ -201,6 +236,7 @@ class Ingest:
         if len(limited.batch):
             await self.committers["metrics"].submit(limited.batch, len(limited.batch))
         m.accepted.labels("metrics", "scrape").inc(len(limited.batch))
+        self._forward.samples(limited.batch)
 
     def _limit(self, batch: MetricBatch, protocol: str) -> LimitOutcome:
         """Apply the series limits; what they refuse is counted here, by reason."""
@@ -232,6 +268,7 @@ class Ingest:
             rejected.count += limited.refused - len(limited.messages)
             rows = len(limited.batch)
             payload = limited.batch
+            self._forward.samples(limited.batch)
         else:
             rows = decoded.accepted
         if accepted == 0 and rejected.count:

@@ -62,3 +62,20 @@ def test_malformed_protobuf() -> None:
     with pytest.raises(PermanentError) as err:
         decode_write_request(b"\x0a\xff\xff\xff")
     assert "malformed remote write protobuf" in err.value.message
+
+
+def test_encode_round_trips() -> None:
+    from collector.codecs.remote_write import encode_write_request
+    from collector.model import MetricBatch, MetricMetadata
+
+    batch = MetricBatch()
+    batch.add_sample({"__name__": "m", "b": "2", "a": "1"}, 2000, 2.0)
+    batch.add_sample({"__name__": "m", "b": "2", "a": "1"}, 1000, STALE)
+    batch.metadata["m"] = MetricMetadata("m", "gauge", "help", "seconds")
+    body = encode_write_request(batch)
+    decoded, rejected, accepted = decode_write_request(decompress_snappy(body, 10**6))
+    assert accepted == 2 and rejected.count == 0
+    assert list(decoded.series.values()) == [{"__name__": "m", "a": "1", "b": "2"}]
+    assert decoded.timestamp_ms == [1000, 2000]
+    assert struct.pack("<d", decoded.value[0]) == struct.pack("<d", STALE)
+    assert decoded.metadata["m"] == MetricMetadata("m", "gauge", "help", "seconds")
