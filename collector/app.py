@@ -80,6 +80,7 @@ def build(settings: Settings) -> Collector:
         for signal in ("traces", "logs", "metrics")
     }
     forwarding = Forwarding(settings.forward, settings.storage.data_dir)
+    metrics.add_forwarders(forwarding.stats)
     ingest = Ingest(
         writer,
         Decoder(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -69,9 +70,38 @@ class SelfMetrics:
         self.insert_duration.labels(table).observe(seconds)
         self.insert_rows.labels(table).inc(rows)
 
+    def add_forwarders(self, stats: Callable[[], dict[str, tuple[Any, int, int, int]]]) -> None:
+        """Expose the forwarders' counts and queue sizes, read when /metrics is scraped."""
+        self.registry.register(_Forwarders(stats))
+
     def add_store_size(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:
         """Expose the store's size per table, computed when /metrics is scraped."""
         self.registry.register(_StoreSize(sizes))
+
+
+class _Forwarders(Collector):
+    def __init__(self, stats: Callable[[], dict[str, tuple[Any, int, int, int]]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        payloads = CounterMetricFamily(
+            "obs_forwarded_payloads", "Payloads sent on, by destination and outcome.", labels=["destination", "outcome"]
+        )
+        queued = GaugeMetricFamily("obs_forward_queue_payloads", "Payloads waiting.", labels=["destination"])
+        queued_bytes = GaugeMetricFamily("obs_forward_queue_bytes", "Bytes waiting on disk.", labels=["destination"])
+        for name, (stats, n, nbytes, dropped) in sorted(self._stats().items()):
+            payloads.add_metric([name, "sent"], stats.sent)
+            payloads.add_metric([name, "failed"], stats.failed)
+            payloads.add_metric([name, "retried"], stats.retries)
+            payloads.add_metric([name, "dropped"], dropped)
+            queued.add_metric([name], n)
+            queued_bytes.add_metric([name], nbytes)
+        yield payloads
+        yield queued
+        yield queued_bytes
 
 
 class _StoreSize(Collector):

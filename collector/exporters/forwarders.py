@@ -168,6 +168,10 @@ class Forwarding:
             for i, f in enumerate(settings.otlp)
         ]
 
+    def stats(self) -> dict[str, tuple[ForwarderStats, int, int, int]]:
+        """Per destination: counts, payloads queued, bytes queued, payloads dropped by the queue."""
+        return {f.name: (f.stats, len(f.queue), f.queue.bytes, f.queue.dropped) for f in self.all}
+
     @property
     def all(self) -> list[Forwarder]:
         return [*self.influx, *self.remote_write, *self.otlp]

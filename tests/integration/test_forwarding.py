@@ -117,3 +117,50 @@ def test_samples_reach_victoria_metrics_through_remote_write(tmp_path: Path) -> 
             assert _wait(late)
         finally:
             c.stop()
+
+
+def test_otlp_is_forwarded_to_another_otlp_endpoint(tmp_path: Path) -> None:
+    import uuid
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    (tmp_path / "down").mkdir()
+    (tmp_path / "up").mkdir()
+    downstream = make_collector(tmp_path / "down")
+    downstream.start()
+    upstream = make_collector(tmp_path / "up", OBS_FORWARD__OTLP=f'[{{endpoint: "{downstream.otlp_url}"}}]')
+    upstream.start()
+    try:
+        trace_id = uuid.uuid4().bytes
+        req = ExportTraceServiceRequest()
+        span = (
+            req.resource_spans.add()
+            .scope_spans.add()
+            .spans.add(
+                trace_id=trace_id,
+                span_id=b"\x01" * 8,
+                name="forwarded",
+                start_time_unix_nano=time.time_ns(),
+                end_time_unix_nano=time.time_ns() + 1000,
+            )
+        )
+        assert span.name == "forwarded"
+        r = httpx.post(
+            f"{upstream.otlp_url}/v1/traces",
+            content=req.SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+            timeout=10,
+        )
+        assert r.status_code == 200
+
+        def arrived() -> list[dict[str, Any]]:
+            r = httpx.get(f"{downstream.url}/api/obs/traces/{trace_id.hex()}", timeout=10)
+            return r.json()["spans"] if r.status_code == 200 else []
+
+        spans = _wait(arrived)
+        assert [s["name"] for s in spans] == ["forwarded"]
+        metrics = httpx.get(f"{upstream.url}/metrics", timeout=10).text
+        assert 'obs_forwarded_payloads_total{destination="otlp-0",outcome="sent"} 1.0' in metrics
+    finally:
+        upstream.stop()
+        downstream.stop()
