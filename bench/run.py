@@ -21,6 +21,16 @@ BENCHMARKS = {
             "collector_peak_rss_mb",
         ],
     ),
+    "bench.line_protocol": (
+        "line_protocol.json",
+        [
+            "collector_lines_per_s",
+            "influxdb_lines_per_s",
+            "victoriametrics_lines_per_s",
+            "ratio_vs_influxdb",
+            "ratio_vs_victoriametrics",
+        ],
+    ),
 }
 
 
