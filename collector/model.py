@@ -229,6 +229,12 @@ def format_double(value: float) -> str:
     return repr(value)
 
 
+def format_series(labels: Mapping[str, str]) -> str:
+    """A series as Prometheus prints it in messages: name{a="1",b="2"} (labels sorted)."""
+    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return f"{labels.get('__name__', '')}{{{rest}}}"
+
+
 def series_fingerprint(labels: Mapping[str, str]) -> int:
     """A stable 64-bit id of a label set (independent of order), the key between series and samples."""
     h = hashlib.blake2b(digest_size=8)

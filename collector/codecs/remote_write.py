@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from collector.codecs.otlp_values import Rejections
 from collector.errors import PermanentError
-from collector.model import MetricBatch, MetricMetadata, series_fingerprint
+from collector.model import MetricBatch, MetricMetadata, format_series, series_fingerprint
 
 _TYPES = ("unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset")
 _F = descriptor_pb2.FieldDescriptorProto
@@ -132,7 +132,7 @@ def decode_write_request(data: bytes) -> tuple[MetricBatch, Rejections, int]:
         if not problem and len(ts.histograms):
             problem = "native histograms are not supported"
         if problem:
-            rejected.add(f"timeseries[{i}] {_describe(labels)}", problem)
+            rejected.add(f"timeseries[{i}] {format_series(labels)}", problem)
             continue
         if not ts.samples:
             continue
@@ -152,12 +152,6 @@ def decode_write_request(data: bytes) -> tuple[MetricBatch, Rejections, int]:
         kind = _TYPES[meta.type] if 0 <= meta.type < len(_TYPES) else "unknown"
         batch.metadata[meta.metric_family_name] = MetricMetadata(meta.metric_family_name, kind, meta.help, meta.unit)
     return batch, rejected, accepted
-
-
-def _describe(labels: dict[str, str]) -> str:
-    name = labels.get("__name__", "")
-    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-    return f"{name}{{{rest}}}"
 
 
 def encode_write_request(batch: MetricBatch) -> bytes:

@@ -7,7 +7,8 @@ PermanentError (bad data) or RetryableError (overload, store down) for the recei
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,31 +117,38 @@ class Ingest:
             await committer.close()
         self._decoder.close()
 
-    async def otlp(self, signal: str, protocol: str, body: bytes, encoding: str) -> IngestResult:
-        """Store what is valid in one OTLP request; returns the counts for partial_success."""
+    @asynccontextmanager
+    async def _request(self, signal: str, protocol: str, body_bytes: int, status: str) -> AsyncIterator[_Status]:
+        """One ingest request: admission for its memory, and the counting every protocol shares.
+
+        The caller sets `.status` when it answers something other than `status`; refusals raised
+        inside (bad data, saturation) are counted by reason here.
+        """
         started = time.perf_counter()
         m = self._metrics
-        status = "200"
+        outcome = _Status(status)
         try:
-            with self._admission.reserve(len(body)):
+            with self._admission.reserve(body_bytes):
                 m.inflight_bytes.set(self._admission.inflight)
-                decoded = await self._decoder.decode(signal, body, encoding)
-                m.received.labels(signal, protocol).inc(decoded.received)
-                result = await self._write(decoded, protocol)
-                self._forward.otlp_request(signal, decoded.extra.get("protobuf", body))
-            return result
-        except PermanentError as exc:
-            status = str(exc.status)
-            m.refused.labels(signal, protocol, exc.reason).inc(exc.items)
-            raise
-        except RetryableError as exc:
-            status = str(exc.status)
-            m.refused.labels(signal, protocol, exc.reason).inc()
+                yield outcome
+        except (PermanentError, RetryableError) as exc:
+            outcome.status = str(exc.status)
+            items = exc.items if isinstance(exc, PermanentError) else 1
+            m.refused.labels(signal, protocol, exc.reason).inc(items)
             raise
         finally:
             m.inflight_bytes.set(self._admission.inflight)
-            m.requests.labels(signal, protocol, status).inc()
+            m.requests.labels(signal, protocol, outcome.status).inc()
             m.request_duration.labels(signal, protocol).observe(time.perf_counter() - started)
+
+    async def otlp(self, signal: str, protocol: str, body: bytes, encoding: str) -> IngestResult:
+        """Store what is valid in one OTLP request; returns the counts for partial_success."""
+        async with self._request(signal, protocol, len(body), "200"):
+            decoded = await self._decoder.decode(signal, body, encoding)
+            self._metrics.received.labels(signal, protocol).inc(decoded.received)
+            result = await self._write(decoded, protocol)
+            self._forward.otlp_request(signal, decoded.extra.get("protobuf", body))
+            return result
 
     async def influx(
         self, protocol: str, body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
@@ -150,42 +158,25 @@ class Ingest:
         Returns the accepted lines and the errors of the others; the receiver words the answer.
         Raises RetryableError when saturated; a ValueError for an unknown precision.
         """
-        started = time.perf_counter()
         m = self._metrics
-        status = "204"
-        try:
-            with self._admission.reserve(len(body)):
-                m.inflight_bytes.set(self._admission.inflight)
-                samples, lines, errors, good_lines = await self._decoder.run(
-                    decode_influx, body, precision, labels, all_or_nothing
-                )
-                m.received.labels("metrics", protocol).inc(lines + len(errors))
-                if errors:
-                    status = "400"
-                    m.refused.labels("metrics", protocol, "invalid").inc(
-                        len(errors) + (lines if samples is None else 0)
-                    )
-                if samples is None:
-                    return InfluxResult(0, errors, 0)
-                if samples.skipped_strings:
-                    m.skipped_fields.labels(protocol).inc(samples.skipped_strings)
-                limited = self._limit(samples.batch, protocol)
-                if len(limited.batch):
-                    await self.committers["metrics"].submit(limited.batch, len(limited.batch))
-                m.accepted.labels("metrics", protocol).inc(lines)
-                db = labels.get("db") or labels.get("bucket", "")
-                self._forward.lines(db, labels.get("rp", ""), precision, good_lines)
-                self._forward.samples(limited.batch)
-                message = "; ".join(limited.messages)
-                return InfluxResult(lines, errors, len(limited.batch), limited.refused, message)
-        except RetryableError as exc:
-            status = str(exc.status)
-            m.refused.labels("metrics", protocol, exc.reason).inc()
-            raise
-        finally:
-            m.inflight_bytes.set(self._admission.inflight)
-            m.requests.labels("metrics", protocol, status).inc()
-            m.request_duration.labels("metrics", protocol).observe(time.perf_counter() - started)
+        async with self._request("metrics", protocol, len(body), "204") as outcome:
+            samples, lines, errors, good_lines = await self._decoder.run(
+                decode_influx, body, precision, labels, all_or_nothing
+            )
+            m.received.labels("metrics", protocol).inc(lines + len(errors))
+            if errors:
+                outcome.status = "400"
+                m.refused.labels("metrics", protocol, "invalid").inc(len(errors) + (lines if samples is None else 0))
+            if samples is None:
+                return InfluxResult(0, errors, 0)
+            if samples.skipped_strings:
+                m.skipped_fields.labels(protocol).inc(samples.skipped_strings)
+            limited = await self._store_samples(samples.batch, protocol)
+            m.accepted.labels("metrics", protocol).inc(lines)
+            self._forward.lines(
+                labels.get("db") or labels.get("bucket", ""), labels.get("rp", ""), precision, good_lines
+            )
+            return InfluxResult(lines, errors, len(limited.batch), limited.refused, "; ".join(limited.messages))
 
     async def metrics(
         self, protocol: str, body: bytes, decode: Callable[[bytes], tuple[MetricBatch, Rejections, int]]
@@ -194,49 +185,35 @@ class Ingest:
 
         Raises PermanentError when nothing in it is usable, RetryableError when saturated.
         """
-        started = time.perf_counter()
         m = self._metrics
-        status = "204"
-        try:
-            with self._admission.reserve(len(body)):
-                m.inflight_bytes.set(self._admission.inflight)
-                batch, rejected, accepted = await self._decoder.run(decode, body)
-                m.received.labels("metrics", protocol).inc(accepted + rejected.count)
-                if rejected.count and not accepted:
-                    raise PermanentError(
-                        f"every series was refused: {rejected.summary()}", reason="invalid", items=rejected.count
-                    )
-                if rejected.count:
-                    status = "400"
-                    m.refused.labels("metrics", protocol, "invalid").inc(rejected.count)
-                limited = self._limit(batch, protocol)
-                for message in limited.messages:
-                    rejected.add("sample", message)
-                rejected.count += limited.refused - len(limited.messages)
-                if len(limited.batch):
-                    await self.committers["metrics"].submit(limited.batch, len(limited.batch))
-                m.accepted.labels("metrics", protocol).inc(accepted - limited.refused)
-                self._forward.samples(limited.batch)
-                return IngestResult(accepted - limited.refused, rejected.count, rejected.summary())
-        except (PermanentError, RetryableError) as exc:
-            status = str(exc.status)
-            items = exc.items if isinstance(exc, PermanentError) else 1
-            m.refused.labels("metrics", protocol, exc.reason).inc(items)
-            raise
-        finally:
-            m.inflight_bytes.set(self._admission.inflight)
-            m.requests.labels("metrics", protocol, status).inc()
-            m.request_duration.labels("metrics", protocol).observe(time.perf_counter() - started)
+        async with self._request("metrics", protocol, len(body), "204") as outcome:
+            batch, rejected, accepted = await self._decoder.run(decode, body)
+            m.received.labels("metrics", protocol).inc(accepted + rejected.count)
+            if rejected.count and not accepted:
+                raise PermanentError(
+                    f"every series was refused: {rejected.summary()}", reason="invalid", items=rejected.count
+                )
+            if rejected.count:
+                outcome.status = "400"
+                m.refused.labels("metrics", protocol, "invalid").inc(rejected.count)
+            limited = await self._store_samples(batch, protocol)
+            _add_refusals(rejected, limited, "sample")
+            m.accepted.labels("metrics", protocol).inc(accepted - limited.refused)
+            return IngestResult(accepted - limited.refused, rejected.count, rejected.summary())
 
     async def scraped(self, batch: MetricBatch) -> None:
         """Write what a scrape produced (the scraper bounds its own concurrency)."""
-        m = self._metrics
-        m.received.labels("metrics", "scrape").inc(len(batch))
-        limited = self._limit(batch, "scrape")
+        self._metrics.received.labels("metrics", "scrape").inc(len(batch))
+        limited = await self._store_samples(batch, "scrape")
+        self._metrics.accepted.labels("metrics", "scrape").inc(len(limited.batch))
+
+    async def _store_samples(self, batch: MetricBatch, protocol: str) -> LimitOutcome:
+        """Series limits, then the store, then the forwarders: the path every metric sample takes."""
+        limited = self._limit(batch, protocol)
         if len(limited.batch):
             await self.committers["metrics"].submit(limited.batch, len(limited.batch))
-        m.accepted.labels("metrics", "scrape").inc(len(limited.batch))
         self._forward.samples(limited.batch)
+        return limited
 
     def _limit(self, batch: MetricBatch, protocol: str) -> LimitOutcome:
         """Apply the series limits; what they refuse is counted here, by reason."""
@@ -263,12 +240,9 @@ class Ingest:
                 rejected.count += dropped - 1
                 accepted -= dropped
             limited = self._limit(payload.batch, protocol)
-            for message in limited.messages:
-                rejected.add("data point", message)
-            rejected.count += limited.refused - len(limited.messages)
+            _add_refusals(rejected, limited, "data point")
             rows = len(limited.batch)
             payload = limited.batch
-            self._forward.samples(limited.batch)
         else:
             rows = decoded.accepted
         if accepted == 0 and rejected.count:
@@ -284,4 +258,18 @@ class Ingest:
             await committer.submit(payload, rows)
             m.queue_depth.labels(signal).set(committer.queued_rows)
         m.accepted.labels(signal, protocol).inc(accepted)
+        if signal == "metrics":
+            self._forward.samples(payload)
         return IngestResult(accepted, rejected.count, rejected.summary())
+
+
+@dataclass
+class _Status:
+    status: str
+
+
+def _add_refusals(rejected: Rejections, limited: LimitOutcome, what: str) -> None:
+    """Fold the series limits' refusals into a request's rejections (messages capped, count exact)."""
+    for message in limited.messages:
+        rejected.add(what, message)
+    rejected.count += limited.refused - len(limited.messages)

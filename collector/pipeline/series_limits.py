@@ -20,10 +20,10 @@ after a restart, which can only accept more, never refuse what was acknowledged 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from collector.model import MetricBatch
+from collector.model import MetricBatch, format_series
 
 
 @dataclass
@@ -76,7 +76,9 @@ class SeriesLimits:
             labels = batch.series[fp]
             name = labels.get("__name__", "")
             if (min_ms and ts < min_ms) or (max_ms and ts > max_ms):
-                out.refuse("out_of_window", f"timestamp {ts} ms of {_show(labels)} is outside the accepted window")
+                out.refuse(
+                    "out_of_window", f"timestamp {ts} ms of {format_series(labels)} is outside the accepted window"
+                )
                 continue
             ok = admitted.get(fp)
             if ok is None:
@@ -96,10 +98,12 @@ class SeriesLimits:
                     if bits == newest_bits:
                         out.repeats += 1
                         continue
-                    out.refuse("duplicate", f"duplicate sample for timestamp {ts} in {_show(labels)}")
+                    out.refuse("duplicate", f"duplicate sample for timestamp {ts} in {format_series(labels)}")
                     continue
                 if ts < newest_ts - self._window:
-                    out.refuse("out_of_order", f"out of order sample at {ts} (newest {newest_ts}) in {_show(labels)}")
+                    out.refuse(
+                        "out_of_order", f"out of order sample at {ts} (newest {newest_ts}) in {format_series(labels)}"
+                    )
                     continue
             if newest is None or ts > newest[0]:
                 self._newest[fp] = (ts, bits)
@@ -135,9 +139,3 @@ def _copy_exemplars(src: MetricBatch, dst: MetricBatch) -> None:
             src.ex_span_id[i],
             dict(zip(labels.keys[start:end], labels.values[start:end], strict=True)),
         )
-
-
-def _show(labels: Mapping[str, str]) -> str:
-    name = labels.get("__name__", "")
-    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-    return f"{name}{{{rest}}}"
