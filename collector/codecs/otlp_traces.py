@@ -36,6 +36,8 @@ def span_problem(span: Span, window: TimeWindow) -> str | None:
         return "start_time_unix_nano is missing"
     if end < start:
         return f"end_time_unix_nano {end} is before start_time_unix_nano {start}"
+    if end >= 2**63 or any(ev.time_unix_nano >= 2**63 for ev in span.events):
+        return "a timestamp is beyond the largest signed 64-bit nanosecond"
     return window.check(start)
 
 

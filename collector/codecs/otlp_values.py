@@ -93,6 +93,9 @@ def attribute_dict(attrs: Iterable[KeyValue]) -> dict[str, str]:
     return {kv.key: any_value_text(kv.value)[0] for kv in attrs}
 
 
+_MAX_NS = 2**63
+
+
 @dataclass(frozen=True)
 class TimeWindow:
     """Accepted item timestamps, in ns since the epoch, both bounds inclusive; 0 means unbounded."""
@@ -102,6 +105,8 @@ class TimeWindow:
 
     def check(self, ts_ns: int) -> str | None:
         """A message when ts_ns lies outside the window, else None."""
+        if ts_ns >= _MAX_NS:  # whatever the window: the store's timestamps are signed 64-bit
+            return f"timestamp {ts_ns} ns is beyond the year 2262 (the largest signed 64-bit nanosecond)"
         if self.min_ns and ts_ns < self.min_ns:
             return f"timestamp {ts_ns} ns is older than the accepted window (before {self.min_ns})"
         if self.max_ns and ts_ns > self.max_ns:

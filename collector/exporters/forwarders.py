@@ -111,7 +111,9 @@ def influxdb_v1(url: str, username: str = "", password: str = "") -> Send:
     """Line protocol to InfluxDB's v1 /write, into the database named in the payload's header."""
 
     async def send(client: httpx.AsyncClient, header: dict[str, str], body: bytes) -> httpx.Response:
-        params = {"db": header["db"], "precision": header.get("precision", "ns")}
+        # InfluxDB 1.x spells microseconds `u` (it refuses `us`) and nanoseconds `n` or `ns`.
+        precision = {"us": "u"}.get(header.get("precision", "ns"), header.get("precision", "ns"))
+        params = {"db": header["db"], "precision": precision}
         if header.get("rp"):
             params["rp"] = header["rp"]
         if username:
@@ -181,8 +183,7 @@ class Forwarding:
             forwarder.start()
 
     async def close(self) -> None:
-        for forwarder in self.all:
-            await forwarder.close()
+        await asyncio.gather(*(forwarder.close() for forwarder in self.all))
 
     def lines(self, db: str, rp: str, precision: str, body: bytes) -> None:
         for forwarder in self.influx:

@@ -75,7 +75,23 @@ class GroupCommitter(Generic[T]):
                 error: BaseException = RetryableError(f"the store is unavailable: {exc}", status=503, reason="store")
                 self._fail(group, error)
             except Exception as exc:  # the store refused the insert: nothing of the group was acked
-                self._fail(group, exc)
+                if len(group) == 1:
+                    self._fail(group, exc)
+                    continue
+                # One request's data may be what the store refused: write each on its own, so
+                # only the offending request fails and the others are stored and acknowledged.
+                for item in group:
+                    try:
+                        await loop.run_in_executor(self._executor, self._write, [item[0]])
+                    except StoreUnavailable as one_exc:
+                        self._fail(
+                            [item], RetryableError(f"the store is unavailable: {one_exc}", status=503, reason="store")
+                        )
+                    except Exception as one_exc:
+                        self._fail([item], one_exc)
+                    else:
+                        if not item[2].done():
+                            item[2].set_result(None)
             else:
                 for _, _, future in group:
                     if not future.done():

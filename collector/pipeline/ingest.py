@@ -212,6 +212,7 @@ class Ingest:
         limited = self._limit(batch, protocol)
         if len(limited.batch):
             await self.committers["metrics"].submit(limited.batch, len(limited.batch))
+        limited.commit()
         self._forward.samples(limited.batch)
         return limited
 
@@ -259,6 +260,7 @@ class Ingest:
             m.queue_depth.labels(signal).set(committer.queued_rows)
         m.accepted.labels(signal, protocol).inc(accepted)
         if signal == "metrics":
+            limited.commit()
             self._forward.samples(payload)
         return IngestResult(accepted, rejected.count, rejected.summary())
 

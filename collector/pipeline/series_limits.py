@@ -20,7 +20,7 @@ after a restart, which can only accept more, never refuse what was acknowledged 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from collector.model import MetricBatch, format_series
@@ -33,6 +33,8 @@ class LimitOutcome:
     repeats: int = 0
     messages: list[str] = field(default_factory=list)
     by_reason: dict[str, int] = field(default_factory=dict)
+    # Records what this batch changes (known series, newest samples); call once it is stored.
+    commit: Callable[[], None] = lambda: None
 
     def refuse(self, reason: str, message: str) -> None:
         self.refused += 1
@@ -72,6 +74,11 @@ class SeriesLimits:
         out = LimitOutcome(MetricBatch(metadata=batch.metadata))
         kept = out.batch
         admitted: dict[int, bool] = {}
+        # Changes to the state are collected here and applied by out.commit() once the batch is in
+        # the store: a write that fails must leave a retry of it to be judged as new.
+        new_series: dict[int, str] = {}
+        counts: dict[str, int] = {}
+        newest_now: dict[int, tuple[int, bytes]] = {}
         for fp, ts, value in zip(batch.fingerprint, batch.timestamp_ms, batch.value, strict=True):
             labels = batch.series[fp]
             name = labels.get("__name__", "")
@@ -82,7 +89,13 @@ class SeriesLimits:
                 continue
             ok = admitted.get(fp)
             if ok is None:
-                ok = self._admit_series(fp, name)
+                ok = fp in self._known
+                if not ok:
+                    count = counts.get(name, self._series_per_metric.get(name, 0))
+                    ok = count < self._max
+                    if ok:
+                        counts[name] = count + 1
+                        new_series[fp] = name
                 admitted[fp] = ok
             if not ok:
                 out.refuse(
@@ -90,7 +103,7 @@ class SeriesLimits:
                     f"per-metric series limit of {self._max} exceeded for metric {name!r}",
                 )
                 continue
-            newest = self._newest.get(fp)
+            newest = newest_now.get(fp) or self._newest.get(fp)
             bits = _bits(value)
             if newest is not None:
                 newest_ts, newest_bits = newest
@@ -106,23 +119,23 @@ class SeriesLimits:
                     )
                     continue
             if newest is None or ts > newest[0]:
-                self._newest[fp] = (ts, bits)
+                newest_now[fp] = (ts, bits)
             kept.series[fp] = labels
             kept.fingerprint.append(fp)
             kept.timestamp_ms.append(ts)
             kept.value.append(value)
         _copy_exemplars(batch, kept)
-        return out
 
-    def _admit_series(self, fp: int, name: str) -> bool:
-        if fp in self._known:
-            return True
-        count = self._series_per_metric.get(name, 0)
-        if count >= self._max:
-            return False
-        self._series_per_metric[name] = count + 1
-        self._known.add(fp)
-        return True
+        def commit() -> None:
+            self._known.update(new_series)
+            self._series_per_metric.update(counts)
+            for fp, newest in newest_now.items():
+                current = self._newest.get(fp)
+                if current is None or newest[0] > current[0]:
+                    self._newest[fp] = newest
+
+        out.commit = commit
+        return out
 
 
 def _copy_exemplars(src: MetricBatch, dst: MetricBatch) -> None:

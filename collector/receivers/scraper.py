@@ -219,7 +219,10 @@ class Scraper:
         next_at = time.monotonic()
         while True:
             async with self._limit:
-                await self._scrape(job, target)
+                try:
+                    await self._scrape(job, target)
+                except Exception:  # a store error must not end the target's scraping for good
+                    log.exception("job %s: writing the scrape of %s failed", job.job_name, target.url)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 

@@ -24,6 +24,7 @@ def _batch(*samples: tuple[str, str, int, float]) -> MetricBatch:
 def test_series_limit_per_metric_keeps_existing_series() -> None:
     limits = SeriesLimits(max_series_per_metric=2, out_of_order_window_ms=0)
     first = limits.apply(_batch(("m", "a", 1, 1.0), ("m", "b", 1, 1.0), ("m", "c", 1, 1.0), ("other", "c", 1, 1.0)))
+    first.commit()
     assert len(first.batch) == 3 and first.refused == 1
     assert first.messages == ["per-metric series limit of 2 exceeded for metric 'm'"]
     second = limits.apply(_batch(("m", "a", 2, 2.0), ("m", "d", 2, 1.0)))
@@ -62,3 +63,17 @@ def test_exemplars_follow_their_series() -> None:
     limits = SeriesLimits(1, 0)
     out = limits.apply(_batch(("m", "a", 1, 42.0), ("m", "b", 1, 42.0)))
     assert out.batch.ex_fingerprint == [series_fingerprint({"__name__": "m", "instance": "a"})]
+
+
+def test_nothing_is_remembered_until_the_batch_is_stored() -> None:
+    """A write that failed must be judged afresh when the client retries it."""
+    limits = SeriesLimits(1, 0)
+    batch = _batch(("m", "a", 10, 1.0))
+    failed = limits.apply(batch)  # ... and the insert failed: no commit
+    assert len(failed.batch) == 1
+    retried = limits.apply(batch)
+    assert len(retried.batch) == 1 and retried.repeats == 0
+    retried.commit()
+    again = limits.apply(batch)
+    assert len(again.batch) == 0 and again.repeats == 1
+    assert limits.apply(_batch(("m", "b", 10, 1.0))).by_reason == {"series_limit": 1}
