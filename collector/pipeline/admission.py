@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from collector.errors import RetryableError
+
+# Bytes the current request already holds (reserved from its declared size before its body was
+# read); a later reservation for the same request only adds what is missing.
+_HELD: ContextVar[int] = ContextVar("admission_held", default=0)
 
 # Columns built from a protobuf body take a few times its size while they exist.
 EXPANSION = 4
@@ -26,17 +31,20 @@ class Admission:
 
     @contextmanager
     def reserve(self, body_bytes: int) -> Iterator[None]:
-        need = body_bytes * EXPANSION
+        held = _HELD.get()
+        need = max(0, body_bytes * EXPANSION - held)
         # One request larger than the whole budget still goes through when nothing else is in
         # flight; otherwise a single large (but allowed) body could never be accepted.
-        if self.inflight and self.inflight + need > self.max_bytes:
+        if self.inflight > held and self.inflight + need > self.max_bytes:
             raise RetryableError(
                 f"the write path is saturated ({self.inflight} bytes in flight, limit {self.max_bytes}); "
                 f"retry after {self.retry_after:g}s",
                 retry_after=self.retry_after,
             )
         self.inflight += need
+        token = _HELD.set(held + need)
         try:
             yield
         finally:
+            _HELD.reset(token)
             self.inflight -= need

@@ -7,8 +7,8 @@ PermanentError (bad data) or RetryableError (overload, store down) for the recei
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,6 +116,21 @@ class Ingest:
         for committer in self.committers.values():
             await committer.close()
         self._decoder.close()
+
+    @contextmanager
+    def admit(self, signal: str, protocol: str, body_bytes: int) -> Iterator[None]:
+        """Reserve memory for a body before reading it; raises (and counts) RetryableError when saturated."""
+        try:
+            reservation = self._admission.reserve(body_bytes)
+            reservation.__enter__()
+        except RetryableError as exc:
+            self._metrics.refused.labels(signal, protocol, exc.reason).inc()
+            self._metrics.requests.labels(signal, protocol, str(exc.status)).inc()
+            raise
+        try:
+            yield
+        finally:
+            reservation.__exit__(None, None, None)
 
     @asynccontextmanager
     async def _request(self, signal: str, protocol: str, body_bytes: int, status: str) -> AsyncIterator[_Status]:

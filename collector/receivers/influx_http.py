@@ -21,7 +21,7 @@ from collector.codecs.compression import decompress
 from collector.codecs.line_protocol import LineError
 from collector.errors import PermanentError, RetryableError
 from collector.pipeline.ingest import Ingest
-from collector.receivers.otlp_http import read_body
+from collector.receivers.otlp_http import declared_size, read_body
 
 VERSION = f"observatory-{__version__}"
 _V1_PRECISIONS = {"": "ns", "n": "ns", "ns": "ns", "u": "us", "us": "us", "ms": "ms", "s": "s", "m": "m", "h": "h"}
@@ -66,11 +66,12 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         if precision not in _V1_PRECISIONS:
             return _v1_error(400, f"invalid precision {precision!r}: use n, u, ms, s, m or h")
         try:
-            body = await body_of(request)
-            if not body.strip():
-                return Response(status_code=200, headers=_headers())  # InfluxDB 1.x: an empty body is EOF
-            labels = {"db": db} | ({"rp": rp} if rp else {})
-            result = await ingest.influx("influx_v1", body, _V1_PRECISIONS[precision], labels, False)
+            with ingest.admit("metrics", "influx_v1", declared_size(request, max_body_bytes)):
+                body = await body_of(request)
+                if not body.strip():
+                    return Response(status_code=200, headers=_headers())  # InfluxDB 1.x: an empty body is EOF
+                labels = {"db": db} | ({"rp": rp} if rp else {})
+                result = await ingest.influx("influx_v1", body, _V1_PRECISIONS[precision], labels, False)
         except PermanentError as exc:
             return _v1_error(exc.status, exc.message)
         except RetryableError as exc:
@@ -99,10 +100,11 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         if precision not in _V2_PRECISIONS:
             return _v2_error(400, "invalid", f"invalid precision {precision!r}: use ns, us, ms or s")
         try:
-            body = await body_of(request)
-            if not body.strip():
-                return Response(status_code=204, headers=_headers())
-            result = await ingest.influx("influx_v2", body, _V2_PRECISIONS[precision], {"bucket": bucket}, True)
+            with ingest.admit("metrics", "influx_v2", declared_size(request, max_body_bytes)):
+                body = await body_of(request)
+                if not body.strip():
+                    return Response(status_code=204, headers=_headers())
+                result = await ingest.influx("influx_v2", body, _V2_PRECISIONS[precision], {"bucket": bucket}, True)
         except PermanentError as exc:
             code = "request too large" if exc.status == 413 else "invalid"
             return _v2_error(exc.status, code, exc.message)

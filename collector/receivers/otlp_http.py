@@ -30,6 +30,13 @@ log = logging.getLogger("observatory.receivers.otlp_http")
 _ENCODINGS = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
 
 
+def declared_size(request: Request, limit: int) -> int:
+    """The body size a request announces (capped at the limit; 0 when chunked), for admission
+    before any of it is read: a saturated collector refuses without buffering the body first."""
+    declared = request.headers.get("content-length", "")
+    return min(int(declared), limit) if declared.isdigit() else 0
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (413) as soon as more than `limit` bytes arrive."""
     declared = request.headers.get("content-length")
@@ -63,9 +70,10 @@ def otlp_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
                     status=415,
                     reason="content_type",
                 )
-            raw = await read_body(request, max_body_bytes)
-            body = decompress(raw, request.headers.get("content-encoding", ""), max_body_bytes)
-            result = await ingest.otlp(signal, "http", body, encoding)
+            with ingest.admit(signal, "http", declared_size(request, max_body_bytes)):
+                raw = await read_body(request, max_body_bytes)
+                body = decompress(raw, request.headers.get("content-encoding", ""), max_body_bytes)
+                result = await ingest.otlp(signal, "http", body, encoding)
         except PermanentError as exc:
             data = status_body(grpc_code_for_http(exc.status), exc.message, encoding or PROTOBUF, exc.field)
             return Response(data, status_code=exc.status, media_type=reply_type)

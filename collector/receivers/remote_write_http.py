@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse
 from collector.codecs.remote_write import decode_write_request, decompress_snappy
 from collector.errors import PermanentError, RetryableError
 from collector.pipeline.ingest import Ingest
-from collector.receivers.otlp_http import read_body
+from collector.receivers.otlp_http import declared_size, read_body
 
 
 def remote_write_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
@@ -28,10 +28,11 @@ def remote_write_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         if request.headers.get("content-encoding", "snappy").lower() != "snappy":
             return PlainTextResponse("remote write bodies must be snappy-compressed (Content-Encoding: snappy)", 415)
         try:
-            raw = await read_body(request, max_body_bytes)
-            result = await ingest.metrics(
-                "remote_write", raw, lambda body: decode_write_request(decompress_snappy(body, max_body_bytes))
-            )
+            with ingest.admit("metrics", "remote_write", declared_size(request, max_body_bytes)):
+                raw = await read_body(request, max_body_bytes)
+                result = await ingest.metrics(
+                    "remote_write", raw, lambda body: decode_write_request(decompress_snappy(body, max_body_bytes))
+                )
         except PermanentError as exc:
             return PlainTextResponse(exc.message, exc.status)
         except RetryableError as exc:
