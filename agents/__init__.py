@@ -1,0 +1,1 @@
+"""Observatory agents: one call instruments a service with traces, logs, RED metrics, pushed metrics and discovery."""

@@ -1,0 +1,1 @@
+"""Demo service: demo_common."""

@@ -1,0 +1,1 @@
+"""The `obs` command and the local stack supervisor (`obs up`, `obs down`, `obs status`, `obs fault`)."""
