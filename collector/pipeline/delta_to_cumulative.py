@@ -12,12 +12,15 @@ Points of one call are taken in time order, so a request may carry a series' poi
 Histogram buckets add up by `le`; a sum becomes unknown for the rest of the run if one point lacks it.
 Memory is bounded by `max_series`: the least recently updated series is forgotten first, and its next
 point starts a new run. Not thread-safe: the caller serializes calls (one ingest path owns one).
+State changes only when the caller commits: a batch whose insert failed leaves the runs as they were,
+so the sender's retry of the same points is accumulated once, not refused as overlapping.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from collector.model import DeltaPoint, HistogramValue, MetricBatch, add_histogram_samples, series_fingerprint
 
@@ -44,11 +47,16 @@ class DeltaToCumulative:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def apply(self, batch: MetricBatch, points: list[DeltaPoint]) -> int:
-        """Add the cumulative sample(s) of each point to `batch`; return how many points were dropped."""
+    def apply(self, batch: MetricBatch, points: list[DeltaPoint]) -> tuple[int, Callable[[], None]]:
+        """Add the cumulative sample(s) of each point to `batch`.
+
+        Returns how many points were dropped, and the commit that records the new running totals:
+        call it once the batch is stored, and not at all when storing it failed.
+        """
         dropped = 0
+        staged: dict[tuple[int, bool], _Run] = {}
         for point in sorted(points, key=lambda p: p.time_ns):
-            value = self._accumulate(point)
+            value = self._accumulate(point, staged)
             if value is None:
                 dropped += 1
                 continue
@@ -59,27 +67,33 @@ class DeltaToCumulative:
             fp = batch.add_sample({**point.labels, "__name__": point.metric}, ts_ms, value)
             for ex in point.exemplars:
                 batch.add_exemplar(fp, ex.timestamp_ms, ex.value, ex.trace_id, ex.span_id, ex.labels)
-        return dropped
 
-    def _accumulate(self, point: DeltaPoint) -> float | HistogramValue | None:
-        """The series' cumulative value after this point, or None when the point is dropped."""
-        is_histogram = isinstance(point.value, HistogramValue)
-        # A histogram `foo` and a sum `foo` with the same labels are different streams.
-        key = (series_fingerprint({**point.labels, "__name__": point.metric}), is_histogram)
-        run = self._runs.get(key)
-        if run is None or point.start_ns > run.last_ns:
-            self._runs[key] = _Run(point.start_ns, point.time_ns, point.value)
-            self._runs.move_to_end(key)
+        def commit() -> None:
+            for key, run in staged.items():
+                self._runs[key] = run
+                self._runs.move_to_end(key)
             while len(self._runs) > self.max_series:
                 self._runs.popitem(last=False)
                 self.evicted += 1
+
+        return dropped, commit
+
+    def _accumulate(self, point: DeltaPoint, staged: dict[tuple[int, bool], _Run]) -> float | HistogramValue | None:
+        """The series' cumulative value after this point, or None when the point is dropped.
+
+        Runs changed by this call go to `staged` (copies), never into the committed state.
+        """
+        is_histogram = isinstance(point.value, HistogramValue)
+        # A histogram `foo` and a sum `foo` with the same labels are different streams.
+        key = (series_fingerprint({**point.labels, "__name__": point.metric}), is_histogram)
+        run = staged.get(key) or self._runs.get(key)
+        if run is None or point.start_ns > run.last_ns:
+            staged[key] = _Run(point.start_ns, point.time_ns, point.value)
             return point.value
         if point.time_ns <= run.last_ns or (point.start_ns and point.start_ns < run.last_ns):
             return None
-        run.value = _add(run.value, point.value)
-        run.last_ns = point.time_ns
-        self._runs.move_to_end(key)
-        return run.value
+        staged[key] = replace(run, value=_add(run.value, point.value), last_ns=point.time_ns)
+        return staged[key].value
 
 
 def _add(total: float | HistogramValue, delta: float | HistogramValue) -> float | HistogramValue:

@@ -250,7 +250,7 @@ class Ingest:
         accepted = decoded.accepted
         payload = decoded.payload
         if signal == "metrics":
-            dropped = self._deltas.apply(payload.batch, payload.deltas)
+            dropped, commit_deltas = self._deltas.apply(payload.batch, payload.deltas)
             if dropped:
                 rejected.add("metrics", f"{dropped} delta points overlapped or came out of order")
                 rejected.count += dropped - 1
@@ -275,6 +275,7 @@ class Ingest:
             m.queue_depth.labels(signal).set(committer.queued_rows)
         m.accepted.labels(signal, protocol).inc(accepted)
         if signal == "metrics":
+            commit_deltas()
             limited.commit()
             self._forward.samples(payload)
         return IngestResult(accepted, rejected.count, rejected.summary())

@@ -750,7 +750,7 @@ def test_shared_example_reads_back() -> None:
     assert out.rejected.count == 0
     assert out.points == 4
     # Counter, histogram and exponential histogram are delta: a first point's running total is itself.
-    dropped = DeltaToCumulative(100).apply(out.batch, out.deltas)
+    dropped, _ = DeltaToCumulative(100).apply(out.batch, out.deltas)
     assert dropped == 0
     ts = 1544712660300
     job = {"job": "my.service"}

@@ -35,6 +35,13 @@ def values(batch: MetricBatch) -> list[tuple[str, int, float]]:
     ]
 
 
+def applied(d2c: DeltaToCumulative, batch: MetricBatch, points: list[DeltaPoint]) -> int:
+    """Apply and commit, as the ingest path does once the batch is stored; the number of points dropped."""
+    dropped, commit = d2c.apply(batch, points)
+    commit()
+    return dropped
+
+
 def ms(seconds: float) -> int:
     return at(seconds) // 1_000_000
 
@@ -74,22 +81,22 @@ def test_sum_runs(
     got = []
     for call in calls:
         before = len(batch)
-        dropped = d2c.apply(batch, [sum_point(*p) for p in call])
+        dropped = applied(d2c, batch, [sum_point(*p) for p in call])
         got.append((batch.value[before:], dropped))
     assert got == expected
 
 
 def test_samples_carry_labels_name_and_time() -> None:
     batch = MetricBatch()
-    DeltaToCumulative(10).apply(batch, [sum_point(0, 10, 1.0, route="/a"), sum_point(10, 20, 2.0, route="/a")])
+    applied(DeltaToCumulative(10), batch, [sum_point(0, 10, 1.0, route="/a"), sum_point(10, 20, 2.0, route="/a")])
     assert values(batch) == [("hits_total", ms(10), 1.0), ("hits_total", ms(20), 3.0)]
     assert list(batch.series.values()) == [{"job": "shop", "route": "/a", "__name__": "hits_total"}]
 
 
 def test_series_are_independent() -> None:
     d2c, batch = DeltaToCumulative(10), MetricBatch()
-    d2c.apply(batch, [sum_point(0, 10, 1.0, route="/a"), sum_point(0, 10, 5.0, route="/b")])
-    d2c.apply(batch, [sum_point(10, 20, 1.0, route="/a"), sum_point(10, 20, 5.0, route="/b")])
+    applied(d2c, batch, [sum_point(0, 10, 1.0, route="/a"), sum_point(0, 10, 5.0, route="/b")])
+    applied(d2c, batch, [sum_point(10, 20, 1.0, route="/a"), sum_point(10, 20, 5.0, route="/b")])
     by_route = {(batch.series[fp]["route"], v) for fp, v in zip(batch.fingerprint, batch.value, strict=True)}
     assert by_route == {("/a", 1.0), ("/b", 5.0), ("/a", 2.0), ("/b", 10.0)}
     assert len(d2c) == 2
@@ -99,7 +106,7 @@ def test_exemplars_follow_their_sample() -> None:
     batch = MetricBatch()
     exemplar = MetricExemplar(ms(5), 1.0, "ab" * 16, "cd" * 8, {"user": "u"})
     point = DeltaPoint("hits_total", LABELS, at(0), at(10), 3.0, [exemplar])
-    DeltaToCumulative(10).apply(batch, [point])
+    applied(DeltaToCumulative(10), batch, [point])
     assert batch.ex_fingerprint == batch.fingerprint
     assert (batch.ex_trace_id, batch.ex_span_id, batch.ex_timestamp_ms) == (["ab" * 16], ["cd" * 8], [ms(5)])
 
@@ -113,7 +120,7 @@ def test_histograms_add_up_by_bucket() -> None:
     first = DeltaPoint("lat", LABELS, at(0), at(10), hist({"1": 1.0, "5": 2.0}, 4.0, 9.0))
     # An exponential histogram's populated buckets change from point to point: buckets add up by `le`.
     second = DeltaPoint("lat", LABELS, at(10), at(20), hist({"5": 1.0, "10": 1.0}, 3.0, 20.0))
-    assert d2c.apply(batch, [first, second]) == 0
+    assert applied(d2c, batch, [first, second]) == 0
     got = [
         (labels["__name__"], labels.get("le"), ts, v)
         for labels, ts, v in (
@@ -138,8 +145,8 @@ def test_histograms_add_up_by_bucket() -> None:
 
 def test_histogram_sum_unknown_for_the_rest_of_the_run() -> None:
     d2c, batch = DeltaToCumulative(10), MetricBatch()
-    d2c.apply(batch, [DeltaPoint("lat", LABELS, at(0), at(10), hist({}, 1.0, None))])
-    d2c.apply(batch, [DeltaPoint("lat", LABELS, at(10), at(20), hist({}, 1.0, 2.0))])
+    applied(d2c, batch, [DeltaPoint("lat", LABELS, at(0), at(10), hist({}, 1.0, None))])
+    applied(d2c, batch, [DeltaPoint("lat", LABELS, at(10), at(20), hist({}, 1.0, 2.0))])
     names = [batch.series[fp]["__name__"] for fp in batch.fingerprint]
     assert "lat_sum" not in names
     assert batch.value[-1] == 2.0  # lat_count
@@ -148,16 +155,20 @@ def test_histogram_sum_unknown_for_the_rest_of_the_run() -> None:
 def test_histogram_exemplar_goes_to_its_bucket() -> None:
     batch = MetricBatch()
     exemplar = MetricExemplar(ms(5), 3.0, "", "", {})
-    DeltaToCumulative(10).apply(
-        batch, [DeltaPoint("lat", LABELS, at(0), at(10), hist({"1": 1.0, "5": 1.0}, 2.0, 4.0), [exemplar])]
+    applied(
+        DeltaToCumulative(10),
+        batch,
+        [DeltaPoint("lat", LABELS, at(0), at(10), hist({"1": 1.0, "5": 1.0}, 2.0, 4.0), [exemplar])],
     )
     assert [batch.series[fp].get("le") for fp in batch.ex_fingerprint] == ["5"]
 
 
 def test_sum_and_histogram_of_one_name_are_separate_streams() -> None:
     d2c, batch = DeltaToCumulative(10), MetricBatch()
-    d2c.apply(batch, [sum_point(0, 10, 1.0, metric="x"), DeltaPoint("x", LABELS, at(0), at(10), hist({}, 2.0, 2.0))])
-    d2c.apply(batch, [sum_point(10, 20, 1.0, metric="x"), DeltaPoint("x", LABELS, at(10), at(20), hist({}, 2.0, 2.0))])
+    applied(d2c, batch, [sum_point(0, 10, 1.0, metric="x"), DeltaPoint("x", LABELS, at(0), at(10), hist({}, 2.0, 2.0))])
+    applied(
+        d2c, batch, [sum_point(10, 20, 1.0, metric="x"), DeltaPoint("x", LABELS, at(10), at(20), hist({}, 2.0, 2.0))]
+    )
     assert len(d2c) == 2
     assert [v for fp, v in zip(batch.fingerprint, batch.value, strict=True) if batch.series[fp]["__name__"] == "x"] == [
         1.0,
@@ -167,13 +178,13 @@ def test_sum_and_histogram_of_one_name_are_separate_streams() -> None:
 
 def test_least_recently_updated_series_is_evicted() -> None:
     d2c, batch = DeltaToCumulative(2), MetricBatch()
-    d2c.apply(batch, [sum_point(0, 10, 1.0, route="a"), sum_point(0, 10, 1.0, route="b")])
-    d2c.apply(batch, [sum_point(10, 20, 1.0, route="a")])  # a is now more recent than b
-    d2c.apply(batch, [sum_point(0, 10, 1.0, route="c")])  # evicts b
+    applied(d2c, batch, [sum_point(0, 10, 1.0, route="a"), sum_point(0, 10, 1.0, route="b")])
+    applied(d2c, batch, [sum_point(10, 20, 1.0, route="a")])  # a is now more recent than b
+    applied(d2c, batch, [sum_point(0, 10, 1.0, route="c")])  # evicts b
     assert (len(d2c), d2c.evicted) == (2, 1)
-    d2c.apply(batch, [sum_point(20, 30, 1.0, route="a")])  # a was kept: its run continues
+    applied(d2c, batch, [sum_point(20, 30, 1.0, route="a")])  # a was kept: its run continues
     assert batch.value[-1] == 3.0
-    d2c.apply(batch, [sum_point(10, 20, 7.0, route="b")])  # b was forgotten: a new run; evicts c
+    applied(d2c, batch, [sum_point(10, 20, 7.0, route="b")])  # b was forgotten: a new run; evicts c
     assert batch.value[-1] == 7.0
     assert (len(d2c), d2c.evicted) == (2, 2)
 
@@ -201,9 +212,23 @@ def test_sdk_delta_stream_reads_back_cumulative() -> None:
         data = reader.get_metrics_data()
         assert data is not None
         out = decode_metrics(encode_metrics(data), TimeWindow())
-        assert d2c.apply(out.batch, out.deltas) == 0
+        assert applied(d2c, out.batch, out.deltas) == 0
         got = {
             out.batch.series[fp]["__name__"]: v for fp, v in zip(out.batch.fingerprint, out.batch.value, strict=True)
         }
         totals.append((got["jobs_total"], got["size_bytes_count"], got["size_bytes_sum"]))
     assert totals == [(3.0, 2.0, 400.0), (7.0, 3.0, 1400.0)]
+
+
+def test_uncommitted_points_leave_the_runs_unchanged() -> None:
+    """A batch whose insert failed is not committed: the sender's retry accumulates once, not 'overlapping'."""
+    d2c = DeltaToCumulative(10)
+    assert applied(d2c, MetricBatch(), [sum_point(0, 10, 1.0)]) == 0
+    failed = MetricBatch()
+    dropped, _ = d2c.apply(failed, [sum_point(10, 20, 2.0)])  # stored? no: never committed
+    assert (dropped, failed.value) == (0, [3.0])
+    retry = MetricBatch()
+    assert applied(d2c, retry, [sum_point(10, 20, 2.0)]) == 0
+    assert retry.value == [3.0]
+    again = MetricBatch()
+    assert applied(d2c, again, [sum_point(10, 20, 2.0)]) == 1  # now it is a real duplicate
