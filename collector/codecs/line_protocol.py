@@ -119,6 +119,10 @@ class Points:
     value: list[FieldValue] = dataclasses.field(default_factory=list)
     timestamp_ns: list[int] = dataclasses.field(default_factory=list)
     lines: int = 0  # lines (points) accepted
+    # 1-based numbers of the accepted lines that carried no timestamp, and the time they were given
+    # (in the request's precision): a forwarder writes it into them, so the peer stores the same time.
+    untimed: list[int] = dataclasses.field(default_factory=list)
+    received: int = 0
 
     @property
     def rows(self) -> int:
@@ -139,12 +143,15 @@ _Parsed = tuple[str, dict[str, str], dict[str, tuple[str, FieldValue]], int | No
 def parse_lines(body: bytes, precision: str = "ns", now_ns: int | None = None) -> tuple[Points, list[LineError]]:
     """Parse a write body. Raises ValueError only for an unknown precision; bad lines become LineErrors.
 
-    `now_ns` (default: the clock at the call) is the timestamp of points that carry none.
+    `now_ns` (default: the clock at the call), truncated to the precision, is the timestamp of points
+    that carry none.
     """
     scale = PRECISION_NS.get(precision)
     if scale is None:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISION_NS)}")
-    default_ns = time.time_ns() if now_ns is None else now_ns
+    # Like InfluxDB (models.parsePoint), a point without a timestamp gets the time of receipt
+    # truncated to the request's precision.
+    default_ns = (time.time_ns() if now_ns is None else now_ns) // scale * scale
     try:
         texts = body.decode("utf-8").split("\n")
         undecodable: frozenset[int] = frozenset()
@@ -171,6 +178,7 @@ def parse_lines(body: bytes, precision: str = "ns", now_ns: int | None = None) -
             measurement, tags, fields, ts = parsed
             if ts is None:
                 ts_ns = default_ns
+                points.untimed.append(number)
             else:
                 ts_ns = ts * scale
                 if not MIN_TIME_NS <= ts_ns <= MAX_TIME_NS:
@@ -187,7 +195,27 @@ def parse_lines(body: bytes, precision: str = "ns", now_ns: int | None = None) -
             value_col.append(value)
             ts_col.append(ts_ns)
     points.lines = accepted
+    points.received = default_ns // scale
     return points, errors
+
+
+def rewrite_lines(body: bytes, drop: set[int], stamp: list[int], timestamp: int) -> bytes:
+    """`body` without the lines numbered in `drop`, with `timestamp` appended to those in `stamp`.
+
+    Line numbers are 1-based, as in LineError and Points.untimed. A stamped line loses its trailing
+    whitespace first: a line ends with a field value, where unescaped blanks carry no meaning.
+    """
+    if not drop and not stamp:
+        return body
+    stamped = set(stamp)
+    out = []
+    for number, line in enumerate(body.split(b"\n"), 1):
+        if number in drop:
+            continue
+        if number in stamped:
+            line = line.rstrip(b" \t\r") + b" %d" % timestamp
+        out.append(line)
+    return b"\n".join(out)
 
 
 def _decode_lines(body: bytes) -> tuple[list[str], frozenset[int]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from collector.codecs.influx_metrics import InfluxSamples, points_to_samples
-from collector.codecs.line_protocol import LineError, parse_lines
+from collector.codecs.line_protocol import LineError, parse_lines, rewrite_lines
 from collector.codecs.otlp_values import Rejections
 from collector.errors import PermanentError, RetryableError
 from collector.model import MetricBatch
@@ -60,13 +60,12 @@ def decode_influx(
     body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
 ) -> tuple[InfluxSamples | None, int, list[LineError], bytes]:
     """Parse and map a line protocol body (runs on the decode executor); the last item is the body
-    without its bad lines, as it is forwarded to InfluxDB."""
+    without its bad lines and with the time of receipt written into the lines that had none, as it is
+    forwarded to InfluxDB (which would otherwise give them its own, later, arrival time)."""
     points, errors = parse_lines(body, precision)
     if errors and all_or_nothing:
         return None, 0, errors, b""
-    if errors:
-        bad = {e.line for e in errors}
-        body = b"\n".join(line for i, line in enumerate(body.split(b"\n"), 1) if i not in bad)
+    body = rewrite_lines(body, {e.line for e in errors}, points.untimed, points.received)
     return points_to_samples(points, labels), points.lines, errors, body
 
 

@@ -64,11 +64,22 @@ def test_line_protocol_reaches_influxdb_and_survives_its_outage(tmp_path: Path) 
                     timeout=10,
                 )
                 assert r.status_code == 204, r.text
+            # No timestamp: the time of receipt, which must reach InfluxDB too, not its later arrival time.
+            r = httpx.post(f"{c.url}/write", params={"db": "fwd"}, content="disk,host=a free=5i\n", timeout=10)
+            assert r.status_code == 204, r.text
+            time.sleep(1.0)
+            restarted_ns = time.time_ns()
             peer.start()
             rows = _wait(
                 lambda: len(_influx_rows(influx_url, "fwd", "mem")) == 20 and _influx_rows(influx_url, "fwd", "mem")
             )
             assert [row[2] for row in rows] == list(range(20))
+            disk = _wait(lambda: _influx_rows(influx_url, "fwd", "disk"))
+            stored = httpx.get(
+                f"{c.url}/api/obs/metrics/series", params={"metric": "disk_free", "label": "db:fwd"}, timeout=10
+            ).json()["series"]
+            assert len(disk) == 1 and disk[0][0] < restarted_ns
+            assert [s[0] for s in stored[0]["samples"]] == [disk[0][0] // 1_000_000]
         finally:
             c.stop()
 

@@ -23,6 +23,7 @@ from collector.codecs.line_protocol import (
     _Reject,
     format_line,
     parse_lines,
+    rewrite_lines,
 )
 
 NOW = 42
@@ -275,8 +276,9 @@ def test_bad_line(line: str, reason: str) -> None:
         ("s", "-1", -1_000_000_000),
         ("m", "2", 120_000_000_000),
         ("h", "2", 7_200_000_000_000),
-        ("s", "", NOW),  # no timestamp: now, whatever the precision
-        ("h", "", NOW),
+        ("ns", "", NOW),  # no timestamp: now, truncated to the precision as InfluxDB does
+        ("s", "", 0),
+        ("h", "", 0),
     ],
 )
 def test_precision(precision: str, timestamp: str, expected: int) -> None:
@@ -547,3 +549,31 @@ def test_fast_path_agrees_with_the_full_scanner(line: str) -> None:
         assert fast[:2] == slow[:2] and fast[3] == slow[3]
         assert list(fast[2]) == list(slow[2])
         assert all(same_value(fast[2][k][1], slow[2][k][1]) and fast[2][k][0] == slow[2][k][0] for k in fast[2])
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected_ns"),
+    [("ns", 1_700_000_000_123_456_789), ("us", 1_700_000_000_123_456_000), ("s", 1_700_000_000_000_000_000)],
+)
+def test_untimed_points_get_the_receipt_time_truncated_to_the_precision(precision: str, expected_ns: int) -> None:
+    points, _ = parse_lines(b"m f=1\nm f=2 7\nm f=3", precision=precision, now_ns=1_700_000_000_123_456_789)
+    assert points.timestamp_ns[0] == points.timestamp_ns[2] == expected_ns
+    assert points.untimed == [1, 3]
+    assert points.received * PRECISION_NS[precision] == expected_ns
+
+
+REWRITES = [
+    pytest.param(b"m f=1 5\nm f=2 6", set(), [], b"m f=1 5\nm f=2 6", id="nothing-to-do"),
+    pytest.param(b"m f=1\nbad\nm f=2 6", {2}, [1], b"m f=1 99\nm f=2 6", id="drop-and-stamp"),
+    pytest.param(b"m f=1  \t\r\nm f=2", set(), [1, 2], b"m f=1 99\nm f=2 99", id="trailing-blanks"),
+    pytest.param(b'm s="a b" \n', set(), [1], b'm s="a b" 99\n', id="string-field"),
+]
+
+
+@pytest.mark.parametrize(("body", "drop", "stamp", "expected"), REWRITES)
+def test_rewrite_lines(body: bytes, drop: set[int], stamp: list[int], expected: bytes) -> None:
+    out = rewrite_lines(body, drop, stamp, 99)
+    assert out == expected
+    if stamp and not drop:  # what is forwarded parses to the same points, with the stamped time
+        points, errors = parse_lines(out, now_ns=1)
+        assert not errors and 99 in points.timestamp_ns
