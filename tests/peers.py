@@ -99,6 +99,29 @@ class Peer:
 
 
 @contextmanager
+def prometheus_peer(config: str, workdir: Path, *flags: str) -> Iterator[tuple[str, Peer]]:
+    """Like prometheus(), as a Peer (its process is there to measure, stop and start); yields (url, peer)."""
+    binary = require("prometheus", "prometheus")
+    port = free_port()
+    (workdir / "prometheus.yml").write_text(config)
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        binary,
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-remote-write-receiver",
+        *flags,
+    ]
+    peer = Peer(argv, f"{url}/-/ready", workdir / "prometheus.log")
+    peer.start()
+    try:
+        yield url, peer
+    finally:
+        peer.stop()
+
+
+@contextmanager
 def influxdb(workdir: Path) -> Iterator[tuple[str, Peer]]:
     """InfluxDB 1.x (Debian `influxdb`) on free loopback ports, data under workdir; yields (url, peer)."""
     binary = require("influxd", "influxdb")

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_DOWN, Context, Decimal, localcontext
 
-from collector.model import MetricBatch, MetricMetadata
+from collector.model import MetricBatch, MetricMetadata, series_fingerprint
 
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 
@@ -88,6 +88,7 @@ class ScrapedSample:
     value: float
     timestamp_ms: int | None
     exemplar: Exemplar | None
+    key: str = ""  # the series text as written (name and labels), when parsed with a SeriesCache
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,55 @@ def is_openmetrics(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == OPENMETRICS_CONTENT_TYPE
 
 
-def parse(body: bytes, content_type: str) -> Exposition:
-    """Parse a scrape body; raises ExpositionError (and nothing else) on malformed input."""
+@dataclass
+class SeriesCache:
+    """What one target's scrapes repeat, kept from scrape to scrape as Prometheus' scrape cache does.
+
+    `parsed`: the series text of a sample line (the name and label set as written, up to the value) ->
+    its name and labels; `final`: the same text -> the labels and fingerprint to_batch made of it, valid
+    for `context` (the target labels and honor_labels). A cache belongs to one target and is not
+    thread-safe; `trim` keeps it from growing past what the target exposes.
+    """
+
+    parsed: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    final: dict[str, tuple[dict[str, str], int]] = field(default_factory=dict)
+    openmetrics: bool = False
+    context: tuple[object, ...] = ()
+
+    def trim(self, samples: int) -> None:
+        """After a scrape of `samples` samples: forget everything if most entries are no longer used."""
+        if len(self.parsed) > 2 * samples + 64 or len(self.final) > 2 * samples + 64:
+            self.parsed.clear()
+            self.final.clear()
+
+
+def _series_key(line: str, pos: int) -> str:
+    """The series text of the sample line starting at `pos`: through the last `}` when there is one
+    (a value or timestamp never holds one), else the metric name; "" when it cannot be told this way."""
+    close = line.rfind("}")
+    if close >= pos:
+        return line[pos : close + 1]
+    if "{" in line:
+        return ""  # an unterminated label set: the name alone would hide the error
+    m = _METRIC_NAME.match(line, pos)
+    return m.group() if m is not None else ""
+
+
+def parse(body: bytes, content_type: str, cache: SeriesCache | None = None) -> Exposition:
+    """Parse a scrape body; raises ExpositionError (and nothing else) on malformed input.
+
+    With a `cache` (one per target), the series text of sample lines seen before is not parsed again;
+    the result is the same as without it.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ExpositionError(body.count(b"\n", 0, e.start) + 1, "invalid UTF-8") from None
-    parser = _Parser(openmetrics=is_openmetrics(content_type))
+    om = is_openmetrics(content_type)
+    if cache is not None and cache.openmetrics != om:  # the two formats read some series text differently
+        cache.parsed.clear()
+        cache.openmetrics = om
+    parser = _Parser(openmetrics=om, cache=cache)
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the terminating newline, not a blank line
@@ -199,8 +242,9 @@ def _om_timestamp_ms(text: str, number: int) -> int:
 class _Parser:
     """Line-at-a-time state: samples so far and family metadata."""
 
-    def __init__(self, openmetrics: bool) -> None:
+    def __init__(self, openmetrics: bool, cache: SeriesCache | None = None) -> None:
         self.om = openmetrics
+        self.cache = cache
         self.samples: list[ScrapedSample] = []
         self.families: dict[str, Family] = {}
 
@@ -283,22 +327,39 @@ class _Parser:
         return _unescape(text, _PROM_LABEL_ESCAPES, False, number, what)
 
     def _sample(self, line: str, pos: int, number: int) -> ScrapedSample:
+        cache, key = self.cache, ""
+        if cache is not None:
+            key = _series_key(line, pos)
+            hit = cache.parsed.get(key)
+            if hit is not None:  # the same series text parses the same: only the value and time are new
+                return self._rest(line, pos + len(key), number, hit[0], hit[1], key)
+        start = pos
         name: str | None = None
         m = _METRIC_NAME.match(line, pos)
         if m is not None:
             name, pos = m.group(), m.end()
             pos = self._skip_ws(line, pos)
         labels: list[tuple[str, str]] = []
-        if line.startswith("{", pos):
+        braces = line.startswith("{", pos)
+        if braces:
             name, pos = self._labels(line, pos + 1, number, name, labels, exemplar=False)
         if name is None:
             raise ExpositionError(number, "expected a metric name")
+        sample = self._rest(line, pos, number, name, tuple(labels), key)
+        # Cache only what was parsed to exactly the key's end (an exemplar's `}` can mislead the key).
+        if cache is not None and key and (pos == start + len(key) if braces else "{" not in line):
+            cache.parsed[key] = (name, sample.labels)
+        return sample
+
+    def _rest(
+        self, line: str, pos: int, number: int, name: str, labels: tuple[tuple[str, str], ...], key: str
+    ) -> ScrapedSample:
         if self.om:
             value, timestamp_ms, exemplar = self._om_rest(line, pos, number)
         else:
             value, timestamp_ms = self._prom_rest(line, pos, number)
             exemplar = None
-        return ScrapedSample(name, tuple(labels), value, timestamp_ms, exemplar)
+        return ScrapedSample(name, labels, value, timestamp_ms, exemplar, key)
 
     def _prom_rest(self, line: str, pos: int, number: int) -> tuple[float, int | None]:
         """Value and optional integer ms timestamp, any whitespace between, as promlex tokenises them."""
@@ -448,7 +509,13 @@ def _id_label(labels: dict[str, str], key: str) -> str:
     return ""
 
 
-def to_batch(exp: Exposition, target_labels: dict[str, str], scrape_ms: int, honor_labels: bool) -> MetricBatch:
+def to_batch(
+    exp: Exposition,
+    target_labels: dict[str, str],
+    scrape_ms: int,
+    honor_labels: bool,
+    cache: SeriesCache | None = None,
+) -> MetricBatch:
     """The samples of one scrape as a MetricBatch.
 
     `target_labels` are the target's final labels (job, instance, ...). With `honor_labels` False a scraped
@@ -457,12 +524,32 @@ def to_batch(exp: Exposition, target_labels: dict[str, str], scrape_ms: int, hon
     over the OpenMetrics label-length limit is dropped, as Prometheus' exemplar storage refuses it.
     An exemplar's `trace_id` and `span_id` labels fill the id columns (lowercased) only when they are hex,
     as the model's ids are; any other value stays an exemplar label and the column gets "".
+    With a `cache` (the one parse used), a series seen before reuses its labels and fingerprint.
     """
     batch = MetricBatch()
+    final: dict[str, tuple[dict[str, str], int]] = {}
+    if cache is not None:
+        context = (tuple(target_labels.items()), honor_labels)
+        if cache.context != context:
+            cache.final.clear()
+            cache.context = context
+        final = cache.final
+    series, fingerprints, timestamps, values = batch.series, batch.fingerprint, batch.timestamp_ms, batch.value
     for sample in exp.samples:
-        labels = _series_labels(sample, target_labels, honor_labels)
+        hit = final.get(sample.key) if sample.key else None
+        if hit is None:
+            labels = _series_labels(sample, target_labels, honor_labels)
+            fp = series_fingerprint(labels)
+            if cache is not None and sample.key:
+                final[sample.key] = (labels, fp)
+        else:
+            labels, fp = hit  # shared between scrapes' batches: nothing downstream changes a batch's labels
+        if fp not in series:
+            series[fp] = labels
         timestamp_ms = scrape_ms if sample.timestamp_ms is None else sample.timestamp_ms
-        fp = batch.add_sample(labels, timestamp_ms, sample.value)
+        fingerprints.append(fp)
+        timestamps.append(timestamp_ms)
+        values.append(sample.value)
         ex = sample.exemplar
         if ex is None or sum(len(k) + len(v) for k, v in ex.labels) > EXEMPLAR_MAX_LABEL_CHARS:
             continue

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from collector.codecs.prom_text import ExpositionError, parse, to_batch
+from collector.codecs.prom_text import ExpositionError, SeriesCache, parse, to_batch
 from collector.config import RelabelConfig, ScrapeJob, ScrapeSettings
 from collector.model import MetricBatch, series_fingerprint
 from collector.receivers.relabel import relabel
@@ -48,6 +48,8 @@ Write = Callable[[MetricBatch], Awaitable[None]]
 class Target:
     url: str
     labels: tuple[tuple[str, str], ...]  # job, instance and the target's own labels, sorted
+    # The labels before relabelling (`__address__`, `__scheme__`, ...), shown by /api/v1/targets.
+    discovered: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -80,7 +82,8 @@ def make_targets(job: ScrapeJob, groups: list[tuple[list[str], dict[str, str]]])
             path = relabelled.get("__metrics_path__", job.metrics_path)
             final = {k: v for k, v in relabelled.items() if not k.startswith("__")}
             final.setdefault("instance", address)
-            out.append(Target(f"{scheme}://{address}{path}", tuple(sorted(final.items()))))
+            discovered = tuple(sorted(labels.items()))
+            out.append(Target(f"{scheme}://{address}{path}", tuple(sorted(final.items())), discovered))
     return out
 
 
@@ -144,6 +147,23 @@ class _TargetState:
     task: asyncio.Task[None]
     job_name: str = ""  # not read from the labels: relabel_configs may change `job`
     last_series: dict[int, dict[str, str]] = field(default_factory=dict)
+    health: str = "unknown"  # "up" or "down" after the first scrape, as Prometheus reports it
+    last_error: str = ""
+    last_scrape_s: float = 0.0  # Unix seconds; 0 before the first scrape
+    last_duration_s: float = 0.0
+    cache: SeriesCache = field(default_factory=SeriesCache)  # series text -> parsed labels, scrape to scrape
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """A target as /api/v1/targets shows it: what was discovered and how its last scrape went."""
+
+    job: ScrapeJob
+    target: Target
+    health: str
+    last_error: str
+    last_scrape_s: float
+    last_duration_s: float
 
 
 class Scraper:
@@ -151,7 +171,13 @@ class Scraper:
         self._settings = settings
         self._write = write
         self._limit = asyncio.Semaphore(settings.max_concurrent)
-        self._client = httpx.AsyncClient(follow_redirects=True, headers={"Accept": ACCEPT})
+        # One kept-alive connection per target between scrapes, as Prometheus keeps them: httpx's default
+        # pool keeps only 20 idle ones and 5 s, so most targets would pay a new connection every scrape.
+        longest = max((job.scrape_interval for job in settings.jobs), default=60.0)
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=None, keepalive_expiry=min(300.0, 2 * longest)
+        )
+        self._client = httpx.AsyncClient(follow_redirects=True, headers={"Accept": ACCEPT}, limits=limits)
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: dict[Target, _TargetState] = {}
 
@@ -169,6 +195,13 @@ class Scraper:
 
     def targets(self) -> list[Target]:
         return list(self._targets)
+
+    def target_statuses(self) -> list[TargetStatus]:
+        jobs = {job.job_name: job for job in self._settings.jobs}
+        return [
+            TargetStatus(jobs[s.job_name], t, s.health, s.last_error, s.last_scrape_s, s.last_duration_s)
+            for t, s in self._targets.items()
+        ]
 
     async def _job(self, job: ScrapeJob) -> None:
         static = [(g.targets, dict(g.labels)) for g in job.static_configs]
@@ -235,6 +268,7 @@ class Scraper:
         labels = target.label_dict
         batch: MetricBatch | None = None
         samples = 0
+        error = ""
         try:
             r = await self._client.get(
                 target.url,
@@ -245,14 +279,18 @@ class Scraper:
                 raise httpx.HTTPStatusError(
                     f"server returned HTTP status {r.status_code}", request=r.request, response=r
                 )
-            exposition = parse(r.content, r.headers.get("content-type", ""))
+            exposition = parse(r.content, r.headers.get("content-type", ""), state.cache)
             samples = len(exposition.samples)
-            batch = to_batch(exposition, labels, scrape_ms, job.honor_labels)
+            batch = to_batch(exposition, labels, scrape_ms, job.honor_labels, state.cache)
+            state.cache.trim(samples)
             if job.metric_relabel_configs:
                 batch = relabel_batch(batch, job.metric_relabel_configs)
         except (httpx.HTTPError, ExpositionError, MetricNameDropped) as exc:
             log.info("scrape of %s failed: %s", target.url, exc)
+            error = str(exc) or type(exc).__name__
         duration = time.monotonic() - started
+        state.health, state.last_error = ("down", error) if batch is None else ("up", "")
+        state.last_scrape_s, state.last_duration_s = scrape_ms / 1000, duration
         out = MetricBatch() if batch is None else batch
         current = {} if batch is None else dict(batch.series)
         added = sum(1 for fp in current if fp not in state.last_series)

@@ -18,6 +18,7 @@ from collector.codecs.prom_text import (
     ExpositionError,
     Family,
     ScrapedSample,
+    SeriesCache,
     parse,
     to_batch,
 )
@@ -482,3 +483,57 @@ def test_error_message_cuts_long_tokens() -> None:
     with pytest.raises(ExpositionError) as info:
         parse(b"foo " + b"9" * 5000 + b"\n", PROM)
     assert len(str(info.value)) < 120
+
+
+# Series texts, values and timestamps that are valid, nearly valid, or misleading to a cache keyed on
+# the text up to the last `}` (braces in label values, exemplars, a `}` after the value).
+_SERIES_TEXT = st.sampled_from(
+    ["a", "a_total", "a{}", 'a{b="c"}', 'a {b="c"}', 'a{b="c}"}', 'a{b="x y"}', 'a{b="c",}', 'a{ b = "c" }',
+     'a{b="\\"}"}', '{"a.b"}', '{"a.b",b="c"}', 'a{b="c"', 'a{b=c}', "a}", "1a", 'a{b="c"}{', 'a{__name__="x"}']
+)  # fmt: skip
+_VALUE_TEXT = st.sampled_from(["1", "-2.5", "NaN", "+Inf", "1e3", "x", "1}", "0x1", "1_0", ""])
+_TS_TEXT = st.sampled_from(["", " 123", " -1", " 1.5", " 99999999999999999999", ' # {t="1"} 2', ' # {t="1"} 2 3'])
+_LINE = st.tuples(_SERIES_TEXT, st.sampled_from([" ", "\t", "  "]), _VALUE_TEXT, _TS_TEXT).map("".join)
+_BODY = st.lists(st.one_of(_LINE, st.sampled_from(["# TYPE a counter", "", "# EOF"])), max_size=8).map(
+    lambda lines: "\n".join(lines) + "\n"
+)
+
+
+def _outcome(body: str, content_type: str, cache: SeriesCache | None) -> object:
+    try:
+        exp = parse(body.encode(), content_type, cache)
+    except ExpositionError as e:
+        return ("error", str(e))
+    batch = to_batch(exp, TARGET, 5, False, cache)
+    return (
+        [(s.name, s.labels, repr(s.value), s.timestamp_ms, s.exemplar) for s in exp.samples],
+        exp.families,
+        batch.series,
+        batch.fingerprint,
+        batch.timestamp_ms,
+        [repr(v) for v in batch.value],
+    )
+
+
+@settings(max_examples=300)
+@given(scrapes=st.lists(st.tuples(_BODY, st.sampled_from([PROM, OM])), min_size=1, max_size=4))
+def test_series_cache_changes_nothing(scrapes: list[tuple[str, str]]) -> None:
+    """Scrapes parsed with one cache (as a target's are) give exactly what parsing without it gives."""
+    cache = SeriesCache()
+    for body, content_type in scrapes:
+        assert _outcome(body, content_type, cache) == _outcome(body, content_type, None)
+
+
+def test_series_cache_reuses_parsed_series_and_stays_bounded() -> None:
+    cache = SeriesCache()
+    first = parse(b'a{b="c"} 1\nd 2\n', PROM, cache)
+    batch = to_batch(first, TARGET, 0, False, cache)
+    assert set(cache.parsed) == {'a{b="c"}', "d"} and set(cache.final) == {'a{b="c"}', "d"}
+    again = to_batch(parse(b'a{b="c"} 5\nd 6\n', PROM, cache), TARGET, 0, False, cache)
+    assert again.series == batch.series and again.value == [5.0, 6.0]
+    for i in range(100):
+        body = f'x{{i="{i}"}} 1\n'.encode()
+        exp = parse(body, PROM, cache)
+        to_batch(exp, TARGET, 0, False, cache)
+        cache.trim(len(exp.samples))
+    assert len(cache.parsed) <= 2 + 64 + 1
