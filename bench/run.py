@@ -31,6 +31,20 @@ BENCHMARKS = {
             "ratio_vs_victoriametrics",
         ],
     ),
+    "bench.remote_write": (
+        "remote_write.json",
+        [
+            "collector_samples_per_s",
+            "victoriametrics_samples_per_s",
+            "prometheus_samples_per_s",
+            "ratio_vs_victoriametrics",
+            "ratio_vs_prometheus",
+        ],
+    ),
+    "bench.scrape_cost": (
+        "scrape_cost.json",
+        ["collector_cpu_s_per_million_samples", "prometheus_cpu_s_per_million_samples", "ratio_cpu_vs_prometheus"],
+    ),
 }
 
 
