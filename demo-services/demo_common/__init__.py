@@ -1,1 +1,1 @@
-"""Demo service: demo_common."""
+"""What the business services share: fault injection, the SQLite helper, dependency calls and the process runner."""

@@ -1,0 +1,205 @@
+"""End to end over real HTTP: the demo MSA instrumented by agents, seen whole by a real collector.
+
+One `POST /orders` through the gateway becomes one trace across gateway, orders, inventory and payments
+(correct parent links across processes, DB spans), its log records carry its trace id, the service's
+`/metrics` holds an exemplar with that trace id, and the pushed business metric arrives. The collector
+also scrapes every demo instance it finds through discovery's `/sd/prometheus`: `up`, stale markers
+when an instance is killed, and the honor_labels cases on the gateway's `service`/`instance` labels.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TIMELESS, CollectorProcess, free_port, make_collector
+from tests.demo_stack import Stack, demo_stack
+
+DEMO_SERVICES = {"gateway", "orders", "inventory", "payments"}
+
+
+def _wait(check: Callable[[], Any], seconds: float = 45) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    return check()
+
+
+def _series(c: CollectorProcess, metric: str, **labels: str) -> list[dict[str, Any]]:
+    params = [("metric", metric)] + [("label", f"{k}:{v}") for k, v in labels.items()]
+    r = httpx.get(f"{c.url}/api/obs/metrics/series", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    series: list[dict[str, Any]] = r.json()["series"]
+    return series
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, Stack]]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    discovery_port = free_port()
+    sd = f"http_sd_configs: [{{url: 'http://127.0.0.1:{discovery_port}/sd/prometheus', refresh_interval: 1s}}]"
+    config = tmp / "obs.yaml"
+    config.write_text(
+        f"""
+scrape:
+  jobs:
+    - job_name: demo
+      scrape_interval: 1s
+      scrape_timeout: 1s
+      {sd}
+    - job_name: demo-honor
+      scrape_interval: 1s
+      scrape_timeout: 1s
+      honor_labels: true
+      {sd}
+"""
+    )
+    collector = make_collector(tmp, OBS_CONFIG=str(config), **TIMELESS)
+    collector.start()
+    try:
+        with demo_stack(tmp, collector, discovery_port) as stack:
+            yield collector, stack
+    finally:
+        collector.stop()
+
+
+def _trace(c: CollectorProcess, trace_id: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{c.url}/api/obs/traces/{trace_id}", timeout=10)
+    if r.status_code == 404:
+        return []
+    assert r.status_code == 200, r.text
+    spans: list[dict[str, Any]] = r.json()["spans"]
+    return spans
+
+
+def test_one_order_is_one_trace_with_its_logs_exemplar_and_business_metric(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    response = stack.place("e2e-alice", [{"sku": "KB-001", "qty": 1}], traceparent=f"00-{trace_id}-{caller_span}-01")
+    assert response.status_code == 201, response.text
+
+    def complete() -> list[dict[str, Any]]:
+        spans = _trace(collector, trace_id)
+        services = {s["service"] for s in spans}
+        db_services = {s["service"] for s in spans if s["attributes"].get("db.system") == "sqlite"}
+        return spans if services >= DEMO_SERVICES and db_services >= {"orders", "inventory", "payments"} else []
+
+    spans = _wait(complete)
+    assert spans, f"incomplete trace: {sorted({s['service'] for s in _trace(collector, trace_id)})}"
+    by_id = {s["span_id"]: s for s in spans}
+    assert all(s["trace_id"] == trace_id for s in spans)
+    # The caller's span is the only parent outside the trace: everything else hangs off a stored span.
+    roots = [s for s in spans if s["parent_span_id"] not in by_id]
+    assert {s["parent_span_id"] for s in roots} == {caller_span}
+    assert {(s["service"], s["kind"]) for s in roots} == {("gateway", "Server")}
+
+    def hops(callee: str) -> set[tuple[str, str]]:
+        """(caller service, caller span kind) for each server span of `callee`."""
+        return {
+            (by_id[s["parent_span_id"]]["service"], by_id[s["parent_span_id"]]["kind"])
+            for s in spans
+            if s["service"] == callee and s["kind"] == "Server"
+        }
+
+    # Across processes: each service's server span is the child of its caller's client span.
+    assert hops("orders") == {("gateway", "Client")}
+    assert hops("inventory") == {("orders", "Client")}
+    assert hops("payments") == {("orders", "Client")}
+    for span in spans:
+        if span["attributes"].get("db.system") == "sqlite":
+            parent = by_id[span["parent_span_id"]]
+            assert parent["service"] == span["service"]  # a DB span belongs to the request that ran it
+
+    # The log records written while serving it carry its trace id, from every service on its path.
+    def logs() -> list[dict[str, Any]]:
+        r = httpx.get(f"{collector.url}/api/obs/logs", params={"trace_id": trace_id, "limit": 500}, timeout=10)
+        records: list[dict[str, Any]] = r.json()["logs"]
+        return records if {rec["service"] for rec in records} >= DEMO_SERVICES else []
+
+    records = _wait(logs)
+    assert records, "no log records for the trace from every service"
+    assert all(rec["trace_id"] == trace_id for rec in records)
+    assert all(rec["span_id"] in by_id for rec in records if rec["span_id"])
+
+    # The orders service's /metrics shows the request, with an exemplar holding the trace id.
+    metrics = httpx.get(
+        f"{stack.orders.url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=10
+    ).text
+    exemplar_lines = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("http_server_request_duration_seconds_bucket") and 'route="/orders"' in line
+        and 'method="POST"' in line and f'trace_id="{trace_id}"' in line
+    ]  # fmt: skip
+    assert exemplar_lines, "no duration bucket with an exemplar for the trace"
+
+    # The pushed business metric arrives at the collector as <measurement>_<field>.
+    placed = _wait(lambda: _series(collector, "orders_placed_count", bucket="demo"))
+    assert placed and any(float(v) >= 1 for s in placed for _, v in s["samples"])
+
+
+def test_the_collector_scrapes_every_demo_instance_found_through_discovery(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    instances = {f"127.0.0.1:{s.port}" for s in [stack.gateway, stack.orders, stack.payments, *stack.inventory]}
+
+    def up_everywhere() -> bool:
+        ups = _series(collector, "up", job="demo")
+        healthy = {s["labels"]["instance"] for s in ups if s["samples"] and float(s["samples"][-1][1]) == 1}
+        return instances <= healthy
+
+    assert _wait(up_everywhere)
+    [orders_up] = _series(collector, "up", job="demo", instance=f"127.0.0.1:{stack.orders.port}")
+    assert orders_up["labels"]["service"] == "orders"  # the HTTP SD labels come along
+
+
+def test_honor_labels_on_the_gateways_own_service_and_instance_labels(e2e: tuple[CollectorProcess, Stack]) -> None:
+    collector, stack = e2e
+    gateway = f"127.0.0.1:{stack.gateway.port}"
+    assert stack.place("e2e-bob", [{"sku": "MS-002", "qty": 1}]).status_code == 201
+    # honor_labels false: the target's labels win; the gateway's own are kept as exported_*.
+    plain = _wait(lambda: _series(collector, "gateway_upstream_requests_total", job="demo", service="gateway"))
+    assert plain and all(s["labels"]["instance"] == gateway for s in plain)
+    assert {"orders"} <= {s["labels"]["exported_service"] for s in plain}
+    assert all("exported_instance" in s["labels"] for s in plain)
+    # honor_labels true: the scraped values win.
+    honored = _wait(lambda: _series(collector, "gateway_upstream_requests_total", job="demo-honor", service="orders"))
+    assert honored and all(s["labels"]["instance"] != gateway for s in honored)
+    assert all("exported_service" not in s["labels"] for s in honored)
+
+
+def test_a_killed_instance_goes_down_with_stale_markers_at_the_next_scrape(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    doomed = stack.service("inventory", "--data-dir", str(stack.tmp / "data")).start()
+    doomed.wait_ready()
+    instance = f"127.0.0.1:{doomed.port}"
+    assert _wait(lambda: _series(collector, "process_cpu_seconds_total", job="demo", instance=instance))
+    doomed.kill9()  # no deregistration: discovery keeps listing it until its lease runs out
+
+    def down_and_stale() -> bool:
+        [up] = _series(collector, "up", job="demo", instance=instance)
+        [cpu] = _series(collector, "process_cpu_seconds_total", job="demo", instance=instance)
+        return float(up["samples"][-1][1]) == 0 and cpu["samples"][-1][1] == "NaN"
+
+    assert _wait(down_and_stale, seconds=20)
+    [up] = _series(collector, "up", job="demo", instance=instance)
+    values = [float(v) for _, v in up["samples"]]
+    first_down = values.index(0.0)
+    assert all(v == 1.0 for v in values[:first_down])
+    # The stale marker is written by the first failed scrape, with the same timestamp as its up == 0.
+    [cpu] = _series(collector, "process_cpu_seconds_total", job="demo", instance=instance)
+    stale_at = next(t for t, v in cpu["samples"] if v == "NaN")
+    assert stale_at == up["samples"][first_down][0]
