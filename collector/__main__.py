@@ -1,4 +1,4 @@
-"""`python -m collector` is `obs`."""
+"""`python -m collector`: the collector's own commands (`collector`, `check-config`); `obs` has them too."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The `obs` command: `obs collector` runs the collector, `obs up` runs the local stack."""
+"""The collector's command line: `collector` runs it, `check-config` validates its settings (`obs` adds the stack)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("collector", help="run the collector (OTLP receivers, store, query APIs)")
-    sub.add_parser("up", help="run the whole stack on this machine (for now: the collector)")
     check = sub.add_parser("check-config", help="validate the configuration and print the effective settings")
     check.add_argument("--json", action="store_true", help="print the settings as JSON")
     args = parser.parse_args(argv)
@@ -52,15 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(settings.model_dump_json(indent=2))
         return 0
-    if args.command == "up":
-        s = settings.server
-        print(f"Observatory {__version__}: starting the collector")
-        print(f"  HTTP APIs          http://{s.host}:{s.http_port}/api/obs/  (OpenAPI at /docs)")
-        if s.otlp_ports:
-            print(f"  OTLP/HTTP          http://{s.host}:{s.otlp_http_port}/v1/{{traces,metrics,logs}}")
-            print(f"  OTLP/gRPC          {s.host}:{s.otlp_grpc_port}")
-        print(f"  data               {settings.storage.url or settings.storage.data_dir}")
-        print("Stop with Ctrl-C.", flush=True)
     return _run_collector(settings)
 
 

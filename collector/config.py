@@ -309,6 +309,15 @@ class ForwardSettings(_Section):
     queue_max_bytes: Size = 256 * 1024 * 1024
 
 
+class QuerySettings(_Section):
+    """PromQL limits, with Prometheus' defaults (--query.timeout, --query.max-samples, ...)."""
+
+    timeout: Duration = Field(default=120.0, gt=0)
+    max_samples: int = Field(default=50_000_000, gt=0)
+    max_concurrency: int = Field(default=20, gt=0)
+    lookback_delta: Duration = Field(default=300.0, gt=0)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -316,6 +325,7 @@ class Settings(_Section):
     write: WriteSettings = WriteSettings()
     scrape: ScrapeSettings = ScrapeSettings()
     forward: ForwardSettings = ForwardSettings()
+    query: QuerySettings = QuerySettings()
     log_level: str = "info"
 
     @model_validator(mode="after")
@@ -329,11 +339,16 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the reason."""
 
 
+# The one section of obs.yaml that is not the collector's: the local stack `obs up` runs.
+STACK_KEY = "stack"
+STACK_ENV_PREFIX = "OBS_STACK__"
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Set OBS_A__B=v into data['a']['b']; returns key path -> variable name, for error messages."""
     origins: dict[str, str] = {}
     for name, raw in sorted(env.items()):
-        if not name.startswith("OBS_") or name.startswith("OBS_TEST_") or name == "OBS_CONFIG":
+        if not name.startswith("OBS_") or name.startswith(("OBS_TEST_", STACK_ENV_PREFIX)) or name == "OBS_CONFIG":
             continue
         path = [part.lower() for part in name[4:].split("__")]
         if not all(path):
@@ -367,6 +382,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         data = loaded or {}
+    data.pop(STACK_KEY, None)  # the local stack's settings: `obs up` reads and checks them (obs/stack_config.py)
     origins = _apply_env(data, os.environ if env is None else env)
     try:
         return Settings.model_validate(data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from tests.conftest import TIMELESS, CollectorProcess, free_port, make_collector
 from tests.demo_stack import Stack, demo_stack
+from tests.peers import prometheus
 
 DEMO_SERVICES = {"gateway", "orders", "inventory", "payments"}
 
@@ -92,7 +94,11 @@ def test_one_order_is_one_trace_with_its_logs_exemplar_and_business_metric(
         spans = _trace(collector, trace_id)
         services = {s["service"] for s in spans}
         db_services = {s["service"] for s in spans if s["attributes"].get("db.system") == "sqlite"}
-        return spans if services >= DEMO_SERVICES and db_services >= {"orders", "inventory", "payments"} else []
+        # Each service exports on its own schedule: wait until no span misses its parent (but the caller's).
+        ids = {s["span_id"] for s in spans} | {caller_span}
+        whole = all(s["parent_span_id"] in ids for s in spans)
+        every_db = db_services >= {"orders", "inventory", "payments"}
+        return spans if whole and services >= DEMO_SERVICES and every_db else []
 
     spans = _wait(complete)
     assert spans, f"incomplete trace: {sorted({s['service'] for s in _trace(collector, trace_id)})}"
@@ -203,3 +209,28 @@ def test_a_killed_instance_goes_down_with_stale_markers_at_the_next_scrape(
     [cpu] = _series(collector, "process_cpu_seconds_total", job="demo", instance=instance)
     stale_at = next(t for t, v in cpu["samples"] if v == "NaN")
     assert stale_at == up["samples"][first_down][0]
+
+
+def test_a_real_prometheus_discovers_and_scrapes_every_demo_instance(
+    e2e: tuple[CollectorProcess, Stack], tmp_path: Path
+) -> None:
+    _, stack = e2e
+    instances = {f"127.0.0.1:{s.port}" for s in [stack.gateway, stack.orders, stack.payments, *stack.inventory]}
+    config = f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: demo
+    http_sd_configs: [{{url: "{stack.discovery.url}/sd/prometheus", refresh_interval: 1s}}]
+"""
+    with prometheus(config, tmp_path) as url:
+
+        def up() -> dict[str, tuple[str, float]]:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="demo"}'}, timeout=10).json()
+            return {
+                s["metric"]["instance"]: (s["metric"].get("service", ""), float(s["value"][1]))
+                for s in r["data"]["result"]
+            }
+
+        assert _wait(lambda: instances <= {i for i, (_, v) in up().items() if v == 1}), up()
+        services = {service for i, (service, _) in up().items() if i in instances}
+        assert services == DEMO_SERVICES

@@ -92,3 +92,11 @@ def test_example_file_lists_the_defaults() -> None:
     from tests.conftest import ROOT
 
     assert load_settings(ROOT / "obs.example.yaml", env={}) == load_settings(None, env={})
+
+
+def test_the_stack_section_is_left_to_obs_up(tmp_path: Path) -> None:
+    """obs.yaml's `stack:` is `obs up`'s (obs/stack_config.py): the collector reads the same file past it."""
+    path = tmp_path / "obs.yaml"
+    path.write_text("stack:\n  gateway: {port: 9999}\nserver:\n  http_port: 9100\n")
+    settings = load_settings(path, env={"OBS_STACK__ORDERS__INSTANCES": "3"})
+    assert settings.server.http_port == 9100
