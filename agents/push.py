@@ -9,11 +9,13 @@ are dropped at once (`queue_full`) so a dead collector cannot grow memory withou
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write.point import Point
 from influxdb_client.client.write_api import WriteApi, WriteOptions, WriteType
+from influxdb_client.domain.write_precision import WritePrecision
 from reactivex.scheduler import ThreadPoolScheduler
 
 from agents.config import AgentConfig
@@ -86,7 +88,8 @@ class MetricsPusher:
         tags: dict[str, str] | None = None,
         time_ns: int | None = None,
     ) -> bool:
-        """Queue one point; False (and counted as dropped) when it cannot be queued. Never blocks on I/O."""
+        """Queue one point (timestamped now unless `time_ns` is given); False (and counted as dropped) when
+        it cannot be queued. Never blocks on I/O."""
         if not fields:
             raise ValueError("a point needs at least one field")
         point = Point(measurement)
@@ -94,8 +97,9 @@ class MetricsPusher:
             point.tag(key, value)
         for key, field_value in fields.items():
             point.field(key, field_value)
-        if time_ns is not None:
-            point.time(time_ns)
+        # The time of the event, not of the batch's arrival: a batch carries many points of one series,
+        # which would all get the receiver's one clock reading (and overwrite or refuse each other).
+        point.time(time.time_ns() if time_ns is None else time_ns, WritePrecision.NS)
         with self._lock:
             if self._write_api is None or self._closed:
                 self._stats.dropped("points", SHUTDOWN if self._closed else EXPORT_FAILED)

@@ -32,6 +32,8 @@ class ServiceConfig(_Section):
     base_port: int = Field(ge=1, le=65535)
     # The Python module run as `python -m <module>`; empty means the service's name.
     module: str = ""
+    # What `obs up` waits for: a service with dependencies answers 200 there only once it can reach them.
+    ready_path: str = Field(default="/healthz", pattern=r"^/")
 
 
 class SingletonConfig(_Section):
@@ -60,7 +62,7 @@ class RestartConfig(_Section):
 
 def _default_services() -> dict[str, ServiceConfig]:
     return {
-        "orders": ServiceConfig(instances=1, base_port=8001),
+        "orders": ServiceConfig(instances=1, base_port=8001, ready_path="/readyz"),
         "inventory": ServiceConfig(instances=2, base_port=8002),
         "payments": ServiceConfig(instances=2, base_port=8004),
     }

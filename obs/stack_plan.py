@@ -211,12 +211,13 @@ def build_stages(loaded: LoadedStack, env: Mapping[str, str], load_rate: float |
                     instance_id=instance_id,
                     argv=[
                         *(py, "-m", svc.module or name, "--port", str(port), "--instance-id", instance_id),
-                        *("--data-dir", str(paths.data_dir / "services" / instance_id)),
+                        # One directory for all: the instances of a service share its database (<service>.sqlite).
+                        *("--data-dir", str(paths.data_dir / "services")),
                     ],
                     env=service_env(name, instance_id),
                     log_path=log(instance_id),
                     port=port,
-                    health_url=f"http://127.0.0.1:{port}/healthz",
+                    health_url=f"http://127.0.0.1:{port}{svc.ready_path}",
                 )
             )
     if services:

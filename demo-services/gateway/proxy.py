@@ -301,7 +301,7 @@ class Proxy:
 
 def breaker_listener(service: str, instance_id: str, old: State, new: State) -> None:
     """Logs breaker transitions (the BreakerBoard listener the app wires in)."""
-    logger.bind(service=service, instance=instance_id, old=old.name, new=new.name).warning(
+    logger.bind(upstream=service, instance=instance_id, old=old.name, new=new.name).warning(
         "circuit breaker for {}/{}: {} -> {}", service, instance_id, old.name.lower(), new.name.lower()
     )
 

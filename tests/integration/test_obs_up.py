@@ -223,6 +223,15 @@ def test_up_status_restart_fault_down(start_stack: StartStack) -> None:
         first = businesses[0]["instance_id"]
         assert _wait(lambda: bool(_series(stack, "up", job="demo", instance_id=first)), 30), stack.output()
 
+    # Traffic flows: orders through the gateway; round-robin spreads each saga's steps over both
+    # inventory instances, which must share one database.
+    if "gateway" in procs and businesses:
+        gateway = f"http://127.0.0.1:{procs['gateway']['port']}"
+        for i in range(4):
+            order = {"customer": f"smoke-{i}", "items": [{"sku": "KB-001", "qty": 1}]}
+            r = httpx.post(f"{gateway}/api/orders", json=order, headers={"X-API-Key": "demo-key"}, timeout=30)
+            assert r.status_code == 201, r.text
+
     # A crash: SIGKILL one child; the supervisor logs it with the signal and restarts it (restarts=1).
     victim = businesses[0] if businesses else procs["discovery"]
     os.kill(victim["pid"], signal.SIGKILL)

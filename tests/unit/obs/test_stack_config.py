@@ -116,7 +116,7 @@ def test_stages_start_in_order_with_the_contract_environment(tmp_path: Path) -> 
     assert inv2.health_url == "http://127.0.0.1:18003/healthz"
     assert inv2.argv[1:] == [
         *("-m", "inventory", "--port", "18003", "--instance-id", "inventory-2"),
-        *("--data-dir", str(tmp_path / "services" / "inventory-2")),
+        *("--data-dir", str(tmp_path / "services")),  # shared: the instances of a service share its database
     ]
     assert inv2.env["OTEL_SERVICE_NAME"] == "inventory"
     assert inv2.env["OTEL_RESOURCE_ATTRIBUTES"] == "service.instance.id=inventory-2"
