@@ -28,8 +28,10 @@ venv: $(STAMP)
 	@# The C span flattener, rebuilt when its source changes (optional: Python takes over without it).
 	@$(BIN)/python setup.py --quiet build_ext --inplace 2>/dev/null || echo "note: C flattener not built; using the Python one"
 
+# The demo with its load generator running, so there is something to look at; `make up LOAD=` without.
+LOAD ?= --load
 up: venv
-	$(BIN)/obs up
+	$(BIN)/obs up $(LOAD)
 
 test: venv
 	$(BIN)/ruff check .
