@@ -13,46 +13,16 @@ same keys as `DiscoverySettings`, for example:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+from demo_common.units import Duration
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ConfigError(ValueError):
     """The settings are invalid; the message names the key and the reason."""
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or a duration such as `5s`, `500ms` or `1m30s`."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 5s, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 5s, got {value!r}")
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_RE.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {value!r}: use seconds or a unit, e.g. 500ms, 5s, 1m")
-    return total
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class SelfPreservation(BaseModel):

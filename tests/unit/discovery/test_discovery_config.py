@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from demo_common.units import parse_duration
 from discovery.cli import main, parse_args, settings_from
-from discovery.config import ConfigError, load_settings, parse_duration
+from discovery.config import ConfigError, load_settings
 
 
 def test_defaults() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway.config import ConfigError, default_config_path, load_settings, parse_duration, parse_settings, parse_size
+from gateway.config import ConfigError, default_config_path, load_settings, parse_settings
 
 ROUTE = {"name": "r", "prefix": "/api/r", "service": "svc"}
 
@@ -58,21 +58,3 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("routes: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [(5, 5.0), (0.25, 0.25), ("500ms", 0.5), ("1m30s", 90.0), ("2s", 2.0), ("1h", 3600.0)]
-)
-def test_parse_duration(text: object, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "5", "5 s", "-1", -1, True, "1d"])
-def test_parse_duration_rejects(text: object) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(("text", "size"), [(10, 10), ("64KiB", 65536), ("1MiB", 1048576), ("2KB", 2000)])
-def test_parse_size(text: object, size: int) -> None:
-    assert parse_size(text) == size
