@@ -344,15 +344,20 @@ STACK_KEY = "stack"
 STACK_ENV_PREFIX = "OBS_STACK__"
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Set OBS_A__B=v into data['a']['b']; returns key path -> variable name, for error messages."""
+def apply_env(data: dict[str, Any], env: Mapping[str, str], prefix: str = "OBS_") -> dict[str, str]:
+    """Set PREFIX + A__B=v into data['a']['b'] (the value read as YAML); returns key path -> variable name.
+
+    With the collector's prefix `OBS_`, OBS_TEST_*, OBS_CONFIG and the stack's OBS_STACK__* are not settings.
+    """
     origins: dict[str, str] = {}
     for name, raw in sorted(env.items()):
-        if not name.startswith("OBS_") or name.startswith(("OBS_TEST_", STACK_ENV_PREFIX)) or name == "OBS_CONFIG":
+        if not name.startswith(prefix):
             continue
-        path = [part.lower() for part in name[4:].split("__")]
+        if prefix == "OBS_" and (name.startswith(("OBS_TEST_", STACK_ENV_PREFIX)) or name == "OBS_CONFIG"):
+            continue
+        path = [part.lower() for part in name[len(prefix) :].split("__")]
         if not all(path):
-            raise ConfigError(f"{name}: empty key segment (use __ between levels, e.g. OBS_STORAGE__URL)")
+            raise ConfigError(f"{name}: empty key segment (use __ between levels, e.g. {prefix}A__B)")
         node = data
         for part in path[:-1]:
             child = node.get(part)
@@ -383,7 +388,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         data = loaded or {}
     data.pop(STACK_KEY, None)  # the local stack's settings: `obs up` reads and checks them (obs/stack_config.py)
-    origins = _apply_env(data, os.environ if env is None else env)
+    origins = apply_env(data, os.environ if env is None else env)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from collector.config import STACK_ENV_PREFIX, ConfigError, Duration
+from collector.config import STACK_ENV_PREFIX, ConfigError, Duration, apply_env
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -111,27 +111,7 @@ class StackConfig(_Section):
 
 def _apply_stack_env(stack: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """OBS_STACK__A__B=v sets stack['a']['b'] (value parsed as YAML); returns key path -> variable name."""
-    origins: dict[str, str] = {}
-    for name, raw in sorted(env.items()):
-        if not name.startswith(STACK_ENV_PREFIX):
-            continue
-        path = [part.lower() for part in name[len(STACK_ENV_PREFIX) :].split("__")]
-        if not all(path):
-            raise ConfigError(f"{name}: empty key segment (use __ between levels, e.g. OBS_STACK__GATEWAY__PORT)")
-        node = stack
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        node[path[-1]] = value
-        origins["stack." + ".".join(path)] = name
-    return origins
+    return {f"stack.{key}": name for key, name in apply_env(stack, env, STACK_ENV_PREFIX).items()}
 
 
 def read_yaml(path: Path | None) -> dict[str, Any]:
