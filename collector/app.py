@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -21,18 +21,22 @@ from prometheus_client import exposition
 
 from collector import __version__
 from collector.api.obs import obs_router
+from collector.api.prom_queries import QueryLimits, QueryRunner
+from collector.api.prometheus import PrometheusAPI, prometheus_router
 from collector.config import Settings
 from collector.exporters.forwarders import Forwarding
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.ingest import Ingest
 from collector.pipeline.series_limits import SeriesLimits
+from collector.query.promql.engine import Engine as PromQLEngine
 from collector.receivers.influx_http import influx_router
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
 from collector.receivers.remote_write_http import remote_write_router
-from collector.receivers.scraper import Scraper
+from collector.receivers.scraper import Scraper, TargetStatus
 from collector.store.engine import Engine
+from collector.store.promql_reads import MetricReads
 from collector.store.readers import StoreReader
 from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
 from collector.store.writer import StoreWriter
@@ -101,8 +105,20 @@ def build(settings: Settings) -> Collector:
     return Collector(settings, engine, metrics, ingest, reader, forwarding)
 
 
-def main_app(c: Collector) -> FastAPI:
-    """Everything HTTP on the main port: OTLP/HTTP, Influx writes, the native API, health, own metrics."""
+def prometheus_api(c: Collector, targets: Callable[[], list[TargetStatus]]) -> PrometheusAPI:
+    """The Prometheus API over the store: PromQL evaluated by the engine, pushed-down selectors."""
+    q = c.settings.query
+    reads = MetricReads(c.engine, c.settings.storage.database)
+    promql = PromQLEngine(
+        reads, lookback_delta_ms=int(q.lookback_delta * 1000), max_samples=q.max_samples, timeout_s=q.timeout
+    )
+    runner = QueryRunner(promql, QueryLimits(timeout_s=q.timeout, max_concurrency=q.max_concurrency))
+    return PrometheusAPI(reads, runner, targets)
+
+
+def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: []) -> FastAPI:
+    """Everything HTTP on the main port: OTLP/HTTP, Influx writes, the native API, the Prometheus API,
+    health, own metrics. `targets` lists the scrape targets for /api/v1/targets."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +129,7 @@ def main_app(c: Collector) -> FastAPI:
     app.include_router(influx_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
+    app.include_router(prometheus_router(prometheus_api(c, targets)))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -155,7 +172,9 @@ async def serve(settings: Settings) -> None:
     c = build(settings)
     s = settings.server
     common = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10, "lifespan": "off"}
-    servers = [_Server(uvicorn.Config(main_app(c), host=s.host, port=s.http_port, **common))]  # type: ignore[arg-type]
+    scraper = Scraper(settings.scrape, c.ingest.scraped)
+    app = main_app(c, scraper.target_statuses)
+    servers = [_Server(uvicorn.Config(app, host=s.host, port=s.http_port, **common))]  # type: ignore[arg-type]
     grpc_server = None
     if s.otlp_ports:
         servers.append(_Server(uvicorn.Config(otlp_app(c), host=s.host, port=s.otlp_http_port, **common)))  # type: ignore[arg-type]
@@ -164,7 +183,6 @@ async def serve(settings: Settings) -> None:
         )
     c.ingest.start()
     c.forwarding.start()
-    scraper = Scraper(settings.scrape, c.ingest.scraped)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,46 @@
+"""What the PromQL engine reads: the seam between the engine and the store (the store implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+MatchOp = Literal["=", "!=", "=~", "!~"]
+
+# Prometheus' stale marker: a NaN with this exact bit pattern (value.StaleNaN). Other NaNs are values.
+STALE_NAN_BITS = 0x7FF0000000000002
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A label matcher as PromQL writes it; regexes are fully anchored (RE2 syntax, as Prometheus)."""
+
+    name: str
+    op: MatchOp
+    value: str
+
+
+@dataclass
+class SeriesData:
+    """One series' samples in [start, end]: timestamps in milliseconds, ascending, no duplicates.
+
+    `values` keep stale markers as the NaN with STALE_NAN_BITS; the engine owns both arrays after the call.
+    """
+
+    labels: dict[str, str]  # includes __name__
+    timestamps: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
+class SeriesReader(Protocol):
+    """The store, as the engine sees it. Bounds are inclusive milliseconds.
+
+    Every matcher must hold (an empty value matches an absent label, as in Prometheus); at least one
+    matcher does not match the empty string (the parser guarantees it for selectors).
+    """
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]: ...

@@ -1,0 +1,284 @@
+"""Metric reads for PromQL and the Prometheus HTTP API: selectors pushed down into ClickHouse.
+
+Implements the engine's `SeriesReader` seam (collector/query/promql/storage.py) and the lookups the
+API answers from (label names and values, series, metadata, exemplars). Matchers become SQL
+conditions: the metric name on `MetricName` (the sort key of every metric table), other labels on the
+`Labels` map, where a missing key reads as "" so an empty-value matcher matches an absent label, as in
+Prometheus. Label values and regexes reach ClickHouse only as bound parameters (`{p0:String}`), never
+as SQL text. Regexes are anchored and `.` matches a newline, `^(?s:...)$`, as in Prometheus 3 and the
+engine's in-memory reader (2.x anchored `^(?:...)$`; only label values with newlines differ).
+ClickHouse's `match` is RE2, the syntax of Prometheus' Go regexp. Time bounds are inclusive milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from collector.query.promql.storage import Matcher, SeriesData
+from collector.store.engine import Engine
+
+NAME = "__name__"
+# Bounds for "no time restriction" that still fit Int64 parameters.
+MIN_MS = -(2**62)
+MAX_MS = 2**62
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    labels: dict[str, str]
+    value: float
+    timestamp_ms: int
+
+
+@dataclass
+class SeriesExemplars:
+    series_labels: dict[str, str]
+    exemplars: list[Exemplar]
+
+
+@dataclass(frozen=True)
+class MetricMetadataRow:
+    metric: str
+    type: str
+    help: str
+    unit: str
+
+
+class _Where:
+    """Builds WHERE clauses from matchers, collecting the bound parameters as it goes."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any, sql_type: str) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"{{{name}:{sql_type}}}"
+
+    def matcher(self, m: Matcher, column: str) -> str:
+        if m.op in ("=~", "!~"):
+            test = f"match({column}, {self.bind('^(?s:' + m.value + ')$', 'String')})"
+            return test if m.op == "=~" else f"NOT {test}"
+        return f"{column} {'=' if m.op == '=' else '!='} {self.bind(m.value, 'String')}"
+
+    def label_column(self, name: str) -> str:
+        return "MetricName" if name == NAME else f"Labels[{self.bind(name, 'String')}]"
+
+    def split(self, matchers: Sequence[Matcher]) -> tuple[list[str], list[str]]:
+        """(conditions on MetricName, conditions on Labels) for one selector."""
+        on_name = [self.matcher(m, "MetricName") for m in matchers if m.name == NAME]
+        on_labels = [self.matcher(m, self.label_column(m.name)) for m in matchers if m.name != NAME]
+        return on_name, on_labels
+
+    def series_filter(self, selectors: Sequence[Sequence[Matcher]]) -> str:
+        """A condition on metrics_series rows: any selector matches (match[] parameters are OR-ed)."""
+        if not selectors:
+            return "1"
+        parts = []
+        for matchers in selectors:
+            on_name, on_labels = self.split(matchers)
+            parts.append("(" + " AND ".join([*on_name, *on_labels] or ["1"]) + ")")
+        return " OR ".join(parts)
+
+
+class MetricReads:
+    """Reads metric series for the PromQL engine and the Prometheus API. Safe to share between threads."""
+
+    def __init__(self, engine: Engine, database: str) -> None:
+        self._engine = engine
+        self._db = database
+
+    def _query(self, sql: str, params: dict[str, Any]) -> pa.Table:
+        return self._engine.query(sql.replace("{db}", self._db), params)
+
+    # -- the engine's seam ----------------------------------------------------------------------
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
+        """Series matching every matcher with their samples in [start_ms, end_ms], sorted by label set;
+        series without samples there are left out. Samples are read before series: the writer stores a
+        series before its samples, so every sample read has its series."""
+        w = _Where()
+        on_name, on_labels = w.split(matchers)
+        where = [*on_name, f"TimestampMs BETWEEN {w.bind(start_ms, 'Int64')} AND {w.bind(end_ms, 'Int64')}"]
+        if on_labels:
+            where.append(
+                "Fingerprint IN (SELECT Fingerprint FROM {db}.metrics_series WHERE "
+                + " AND ".join([*on_name, *on_labels])
+                + ")"
+            )
+        samples = self._query(
+            "SELECT Fingerprint, TimestampMs, Value FROM {db}.metrics_samples WHERE "
+            + " AND ".join(where)
+            + " ORDER BY Fingerprint, TimestampMs",
+            w.params,
+        )
+        if samples.num_rows == 0:
+            return []
+        fps = _column(samples, "Fingerprint", np.uint64)
+        ts = _column(samples, "TimestampMs", np.int64)
+        values = _column(samples, "Value", np.float64)
+        # The samples table is a plain MergeTree: a sample written twice reads twice. Keep the first.
+        keep = np.ones(len(fps), dtype=bool)
+        keep[1:] = (fps[1:] != fps[:-1]) | (ts[1:] != ts[:-1])
+        if not keep.all():
+            fps, ts, values = fps[keep], ts[keep], values[keep]
+        starts = np.flatnonzero(np.r_[True, fps[1:] != fps[:-1]])
+        bounds = np.r_[starts, len(fps)]
+        labels = self._labels_matching(matchers)
+        out = []
+        for i, fp in enumerate(fps[starts].tolist()):
+            found = labels.get(fp)
+            if found is not None:
+                lo, hi = bounds[i], bounds[i + 1]
+                out.append(SeriesData(found, ts[lo:hi], values[lo:hi]))
+        # In label order, as Prometheus' querier returns series: where the engine must pick among equals
+        # (topk and bottomk ties), it then picks what Prometheus picks.
+        out.sort(key=lambda series: sorted(series.labels.items()))
+        return out
+
+    def _labels_matching(self, matchers: Sequence[Matcher]) -> dict[int, dict[str, str]]:
+        """Labels by fingerprint of the series matching the selector (the same conditions as the samples)."""
+        w = _Where()
+        on_name, on_labels = w.split(matchers)
+        table = self._query(
+            "SELECT Fingerprint, any(Labels) AS SeriesLabels FROM {db}.metrics_series "
+            f"WHERE {' AND '.join([*on_name, *on_labels] or ['1'])} GROUP BY Fingerprint",
+            w.params,
+        )
+        return _labels_by_fingerprint(table)
+
+    def _labels_of(self, fps: np.ndarray[Any, Any]) -> dict[int, dict[str, str]]:
+        w = _Where()
+        table = self._query(
+            "SELECT Fingerprint, any(Labels) AS SeriesLabels FROM {db}.metrics_series "
+            f"WHERE Fingerprint IN {w.bind(fps.tolist(), 'Array(UInt64)')} GROUP BY Fingerprint",
+            w.params,
+        )
+        return _labels_by_fingerprint(table)
+
+    # -- lookups for the HTTP API ---------------------------------------------------------------
+
+    def _series_where(self, w: _Where, selectors: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int) -> str:
+        """Condition on metrics_series: matches a selector and, when bounded, has a sample in the range."""
+        where = f"({w.series_filter(selectors)})"
+        if start_ms > MIN_MS or end_ms < MAX_MS:
+            name_filter = " OR ".join(
+                "(" + " AND ".join(w.split([m for m in ms if m.name == NAME])[0] or ["1"]) + ")" for ms in selectors
+            )
+            where += (
+                " AND Fingerprint IN (SELECT DISTINCT Fingerprint FROM {db}.metrics_samples WHERE "
+                f"TimestampMs BETWEEN {w.bind(start_ms, 'Int64')} AND {w.bind(end_ms, 'Int64')}"
+                + (f" AND ({name_filter})" if selectors else "")
+                + ")"
+            )
+        return where
+
+    def series(
+        self, selectors: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[dict[str, str]]:
+        """Label sets of the series matching any selector with samples in the range, sorted by labels."""
+        w = _Where()
+        where = self._series_where(w, selectors, start_ms, end_ms)
+        limit_sql = f" LIMIT {w.bind(limit, 'UInt64')}" if limit else ""
+        table = self._query(
+            "SELECT any(Labels) AS SeriesLabels, arraySort(mapKeys(SeriesLabels)) AS K FROM {db}.metrics_series "
+            f"WHERE {where} GROUP BY Fingerprint "
+            "ORDER BY arrayMap(k -> (k, SeriesLabels[k]), K)" + limit_sql,
+            w.params,
+        )
+        return [dict(pairs) for pairs in table.column("SeriesLabels").to_pylist()]
+
+    def label_names(
+        self, selectors: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[str]:
+        """Label names of the series matching any selector (every series without one), sorted."""
+        w = _Where()
+        where = self._series_where(w, selectors, start_ms, end_ms)
+        limit_sql = f" LIMIT {w.bind(limit, 'UInt64')}" if limit else ""
+        table = self._query(
+            f"SELECT DISTINCT arrayJoin(mapKeys(Labels)) AS Name FROM {{db}}.metrics_series WHERE {where} "
+            "ORDER BY Name" + limit_sql,
+            w.params,
+        )
+        return [n for n in table.column("Name").to_pylist() if n]
+
+    def label_values(
+        self, name: str, selectors: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[str]:
+        """Values of one label over the series matching any selector, sorted; series without it add none."""
+        w = _Where()
+        where = self._series_where(w, selectors, start_ms, end_ms)
+        column = w.label_column(name)
+        limit_sql = f" LIMIT {w.bind(limit, 'UInt64')}" if limit else ""
+        table = self._query(
+            f"SELECT DISTINCT {column} AS Value FROM {{db}}.metrics_series WHERE {where} AND Value != '' "
+            "ORDER BY Value" + limit_sql,
+            w.params,
+        )
+        return [str(v) for v in table.column("Value").to_pylist()]
+
+    def metadata(self, metric: str = "", limit: int = 0) -> list[MetricMetadataRow]:
+        """The latest type, help and unit per metric family (one entry each), by name."""
+        w = _Where()
+        where = f"MetricName = {w.bind(metric, 'String')}" if metric else "1"
+        limit_sql = f" LIMIT {w.bind(limit, 'UInt64')}" if limit else ""
+        table = self._query(
+            "SELECT MetricName, argMax(Type, Updated) AS T, argMax(Help, Updated) AS H, argMax(Unit, Updated) AS U "
+            f"FROM {{db}}.metrics_metadata WHERE {where} GROUP BY MetricName ORDER BY MetricName" + limit_sql,
+            w.params,
+        )
+        return [
+            MetricMetadataRow(*row)
+            for row in zip(*(table.column(c).to_pylist() for c in ("MetricName", "T", "H", "U")), strict=True)
+        ]
+
+    def exemplars(
+        self, selectors: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[SeriesExemplars]:
+        """Exemplars in the range of the series matching any selector, grouped by series, oldest first.
+
+        The trace and span ids, stored in columns of their own, go back into the labels as `trace_id` and
+        `span_id`, the names Prometheus and OpenMetrics give them."""
+        if not selectors:
+            return []
+        w = _Where()
+        limit_sql = f" LIMIT {w.bind(limit, 'UInt64')}" if limit else ""
+        table = self._query(
+            "SELECT Fingerprint, TimestampMs, Value, TraceId, SpanId, Labels FROM {db}.metrics_exemplars "
+            f"WHERE TimestampMs BETWEEN {w.bind(start_ms, 'Int64')} AND {w.bind(end_ms, 'Int64')} "
+            f"AND Fingerprint IN (SELECT Fingerprint FROM {{db}}.metrics_series WHERE {w.series_filter(selectors)}) "
+            "ORDER BY Fingerprint, TimestampMs" + limit_sql,
+            w.params,
+        )
+        if table.num_rows == 0:
+            return []
+        rows = table.to_pylist()
+        labels = self._labels_of(np.unique(_column(table, "Fingerprint", np.uint64)))
+        grouped: dict[int, SeriesExemplars] = {}
+        for r in rows:
+            series_labels = labels.get(r["Fingerprint"])
+            if series_labels is None:
+                continue
+            ex_labels = dict(r["Labels"])
+            if r["TraceId"]:
+                ex_labels["trace_id"] = r["TraceId"]
+            if r["SpanId"]:
+                ex_labels["span_id"] = r["SpanId"]
+            group = grouped.setdefault(r["Fingerprint"], SeriesExemplars(series_labels, []))
+            group.exemplars.append(Exemplar(ex_labels, r["Value"], r["TimestampMs"]))
+        return list(grouped.values())
+
+
+def _labels_by_fingerprint(table: pa.Table) -> dict[int, dict[str, str]]:
+    fps = table.column("Fingerprint").to_pylist()
+    return dict(zip(fps, (dict(pairs) for pairs in table.column("SeriesLabels").to_pylist()), strict=True))
+
+
+def _column(table: pa.Table, name: str, dtype: type[np.generic]) -> np.ndarray[Any, Any]:
+    """A column as a writable numpy array (one copy; the engine owns the arrays it gets)."""
+    return np.array(table.column(name).combine_chunks().to_numpy(zero_copy_only=False), dtype=dtype, copy=True)
