@@ -234,3 +234,41 @@ scrape_configs:
         assert _wait(lambda: instances <= {i for i, (_, v) in up().items() if v == 1}), up()
         services = {service for i, (service, _) in up().items() if i in instances}
         assert services == DEMO_SERVICES
+
+
+def test_injected_payment_errors_show_as_error_spans_and_logs_and_the_stock_comes_back(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    before = stack.stock("MN-003")
+    for instance in [stack.payments]:
+        r = httpx.put(f"{instance.url}/admin/faults", json={"error_rate": 1.0}, timeout=5)
+        assert r.status_code == 200, r.text
+    trace_id = secrets.token_hex(16)
+    try:
+        response = stack.place("e2e-carol", [{"sku": "MN-003", "qty": 2}], traceparent=f"00-{trace_id}-{'1' * 16}-01")
+    finally:
+        assert httpx.delete(f"{stack.payments.url}/admin/faults", timeout=5).status_code == 204
+    assert response.status_code == 502, response.text
+    assert response.json()["step"] == "charge"
+    assert stack.stock("MN-003") == before  # the compensation released the reservation
+
+    def errors() -> list[dict[str, Any]]:
+        spans = _trace(collector, trace_id)
+        failed = {s["service"] for s in spans if s["status"]["code"] == "Error"}
+        released = any(s["service"] == "inventory" and "release" in s["name"] for s in spans)
+        return spans if {"payments", "orders"} <= failed and released else []
+
+    spans = _wait(errors)
+    assert spans, f"no error spans: {[(s['service'], s['name'], s['status']) for s in _trace(collector, trace_id)]}"
+
+    def error_logs() -> list[dict[str, Any]]:
+        params = {"trace_id": trace_id, "severity": "error", "limit": 100}
+        records: list[dict[str, Any]] = httpx.get(f"{collector.url}/api/obs/logs", params=params, timeout=10).json()[
+            "logs"
+        ]
+        return records if {"payments", "orders"} <= {r["service"] for r in records} else []
+
+    records = _wait(error_logs)
+    assert records, "no error logs from payments and orders for the trace"
+    assert all(r["severity_number"] >= 17 for r in records)  # ERROR and above
