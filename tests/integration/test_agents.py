@@ -91,7 +91,8 @@ def _serve(argv: list[str]) -> None:
     parser.add_argument("--backend", default="")
     args = parser.parse_args(argv)
     app = build_app(args.role, args.service, args.port, args.backend)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, lifespan="on")
+    # uvicorn's access log on (a server that turns it off keeps it off): its records must reach the agent.
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=True, lifespan="on")
 
 
 # ---------------------------------------------------------------- the test side

@@ -18,7 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from agents.config import load_config
-from agents.logs import LogPipeline, severity_number
+from agents.logs import LogPipeline, route_stdlib_logging, severity_number
 from agents.stats import AgentStats
 from collector.codecs.otlp_logs import decode_logs
 from collector.codecs.otlp_values import TimeWindow
@@ -187,3 +187,20 @@ def test_full_queue_drops_are_counted() -> None:
 )
 def test_severity_mapping(level: int, number: SeverityNumber) -> None:
     assert severity_number(level) == number
+
+
+def test_stdlib_routing_keeps_a_logger_a_server_switched_off() -> None:
+    """uvicorn's access_log=False empties uvicorn.access and stops it propagating: it must stay off."""
+    access, error = logging.getLogger("uvicorn.access"), logging.getLogger("uvicorn.error")
+    saved = [(lg, lg.handlers[:], lg.propagate) for lg in (access, error)]
+    handler = logging.NullHandler()
+    try:
+        access.handlers, access.propagate = [], False
+        error.handlers, error.propagate = [logging.StreamHandler(io.StringIO())], False
+        route_stdlib_logging(handler, logging.INFO)
+        assert (access.handlers, access.propagate) == ([], False)
+        assert (error.handlers, error.propagate) == ([], True)  # its own handler gone: it reaches ours
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for lg, handlers, propagate in saved:
+            lg.handlers, lg.propagate = handlers, propagate
