@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import exposition
 
 from collector import __version__
@@ -130,6 +130,12 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
     app.include_router(prometheus_router(prometheus_api(c, targets)))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        # Prometheus answers / with a redirect to its UI, and clients probe it (prometheus-api-client's
+        # check_prometheus_connection): until the UI exists, the API's own documentation is the page.
+        return RedirectResponse("/docs", status_code=302)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

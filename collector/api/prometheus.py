@@ -119,10 +119,10 @@ def _query_options(form: Form) -> tuple[float | None, int | None, int]:
 
 
 def _range(form: Form) -> tuple[int, int]:
+    """start and end of a lookup (MIN_MS, MAX_MS when absent). Like Prometheus, series and label lookups take
+    an end before the start (and find nothing in it); only query_exemplars rejects one."""
     start = params.optional_time(form.get("start"), "start", MIN_MS)
     end = params.optional_time(form.get("end"), "end", MAX_MS)
-    if end < start:
-        raise ApiError("bad_data", "end timestamp must not be before start time")
     return start, end
 
 
@@ -268,7 +268,11 @@ def prometheus_router(api: PrometheusAPI) -> APIRouter:
     async def exemplars(form: Form) -> Response:
         selectors = params.expression_selectors(form.get("query") or "")
         start, end = _range(form)
+        if end < start:
+            raise ApiError("bad_data", "end timestamp must not be before start timestamp")
         found = await _blocking(reads.exemplars, selectors, start, end)
+        # Prometheus sorts the series by label set (labels.Compare); the store groups them by fingerprint.
+        found = sorted(found, key=lambda group: sorted(group.series_labels.items()))
         return success(
             [
                 {

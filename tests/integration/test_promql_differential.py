@@ -15,89 +15,13 @@ this test is about.
 from __future__ import annotations
 
 import math
-import struct
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import cramjam
 import httpx
-import numpy as np
 import pytest
 
-from collector.codecs.remote_write import write_request_class
-from tests.conftest import CollectorProcess, make_collector
-from tests.peers import prometheus
-
-STEP_MS = 15_000
-OFFSET_MS = 3_217
-SPAN_MS = 70 * 60_000
-# Queries end about two minutes in the past, 7 s after a whole minute: subquery steps (multiples of their
-# step) then never fall on a subquery's window start either.
-END_MS = (int(time.time()) // 60 - 2) * 60_000 + 7_000
-START_MS = END_MS - SPAN_MS
-STALE_NAN = struct.unpack("<d", (0x7FF0000000000002).to_bytes(8, "little"))[0]
-
-Labels = dict[str, str]
-
-
-def dataset() -> list[tuple[Labels, list[tuple[int, float]]]]:
-    """The series both servers receive: labels and (timestamp ms, value) samples, ascending."""
-    rng = np.random.default_rng(20261129)
-    times = [START_MS + OFFSET_MS + i * STEP_MS for i in range(SPAN_MS // STEP_MS)]
-    n = len(times)
-    out: list[tuple[Labels, list[tuple[int, float]]]] = []
-
-    def add(labels: Labels, values: Any) -> None:
-        out.append((labels, [(t, float(v)) for t, v in zip(times, values, strict=False)]))
-
-    for job in ("api", "web"):
-        for instance in ("i1", "i2"):
-            base = {"job": job, "instance": instance}
-            for code in ("200", "500"):
-                for method in ("GET", "POST"):
-                    # Fractional increments keep rates apart: Prometheus 2.42 breaks ties between equal
-                    # values after an aggregation in Go map order, which no other server can reproduce.
-                    per_step = rng.integers(0, 40 if code == "200" else 4, n) + np.round(rng.random(n), 3)
-                    counter = np.round(np.cumsum(per_step), 3)
-                    if (job, instance, code, method) == ("web", "i2", "200", "GET"):
-                        counter[n // 2 :] -= counter[n // 2 - 1]  # a restart: the counter resets
-                    add({"__name__": "http_requests_total", **base, "code": code, "method": method}, counter)
-            observations = rng.gamma(2.0, 0.08, (n, 30))
-            bounds = ["0.05", "0.1", "0.25", "0.5", "1", "+Inf"]
-            for le in bounds:
-                limit = math.inf if le == "+Inf" else float(le)
-                add(
-                    {"__name__": "http_request_duration_seconds_bucket", **base, "le": le},
-                    np.cumsum((observations <= limit).sum(axis=1)),
-                )
-            add({"__name__": "http_request_duration_seconds_count", **base}, np.cumsum(np.full(n, 30)))
-            add(
-                {"__name__": "http_request_duration_seconds_sum", **base},
-                np.round(np.cumsum(observations.sum(axis=1)), 6),
-            )
-            add({"__name__": "temperature_celsius", **base}, np.round(15 + np.cumsum(rng.normal(0, 0.5, n)), 3))
-            up = np.ones(n)
-            if (job, instance) == ("web", "i1"):
-                up[n - 40 : n - 10] = 0  # down for a while, then back
-            add({"__name__": "up", **base}, up)
-            add({"__name__": "version_info", **base, "version": f"1.{len(out) % 3}"}, np.ones(n))
-    add({"__name__": "ended_gauge", "job": "batch"}, np.arange(n - 80, dtype=float))  # ends 20 min early
-    stale = [float(v) for v in rng.integers(0, 10, n - 40)] + [STALE_NAN]  # then a stale marker, 10 min early
-    add({"__name__": "stale_gauge", "job": "batch"}, stale)
-    return out
-
-
-def remote_write_body(series: list[tuple[Labels, list[tuple[int, float]]]]) -> bytes:
-    req = write_request_class()()
-    for labels, samples in series:
-        ts = req.timeseries.add()
-        for name, value in sorted(labels.items()):
-            ts.labels.add(name=name, value=value)
-        for t, v in samples:
-            ts.samples.add(value=v, timestamp=t)
-    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
-
+from tests.promql_dataset import END_MS, loaded_servers
 
 # Forms dashboards and alert rules use; `{end}` is the range query's end in seconds.
 EXPRESSIONS = [
@@ -196,21 +120,8 @@ EXPRESSIONS = [
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    tmp = tmp_path_factory.mktemp("promql-diff")
-    body = remote_write_body(dataset())
-    headers = {"content-type": "application/x-protobuf", "content-encoding": "snappy"}
-    collector: CollectorProcess = make_collector(tmp / "collector")
-    (tmp / "collector").mkdir()
-    (tmp / "prometheus").mkdir()
-    with prometheus("global:\n  scrape_interval: 15s\n", tmp / "prometheus") as prom_url:
-        collector.start()
-        try:
-            for url in (prom_url, collector.url):
-                r = httpx.post(f"{url}/api/v1/write", content=body, headers=headers, timeout=30)
-                assert r.status_code in (200, 204), f"{url}: {r.status_code} {r.text}"
-            yield prom_url, collector.url
-        finally:
-            collector.stop()
+    with loaded_servers(tmp_path_factory.mktemp("promql-diff")) as urls:
+        yield urls
 
 
 def _query(url: str, path: str, params: dict[str, str]) -> dict[str, Any]:
