@@ -32,8 +32,9 @@ class ServiceConfig(_Section):
     base_port: int = Field(ge=1, le=65535)
     # The Python module run as `python -m <module>`; empty means the service's name.
     module: str = ""
-    # What `obs up` waits for: a service with dependencies answers 200 there only once it can reach them.
-    ready_path: str = Field(default="/healthz", pattern=r"^/")
+    # What `obs up` waits for: the demo services answer 200 there once they can serve (orders: once it
+    # has found inventory and payments in discovery), 503 before.
+    ready_path: str = Field(default="/readyz", pattern=r"^/")
 
 
 class SingletonConfig(_Section):
@@ -62,7 +63,7 @@ class RestartConfig(_Section):
 
 def _default_services() -> dict[str, ServiceConfig]:
     return {
-        "orders": ServiceConfig(instances=1, base_port=8001, ready_path="/readyz"),
+        "orders": ServiceConfig(instances=1, base_port=8001),
         "inventory": ServiceConfig(instances=2, base_port=8002),
         "payments": ServiceConfig(instances=2, base_port=8004),
     }

@@ -13,6 +13,7 @@ these tests are about.
 from __future__ import annotations
 
 import math
+import signal
 import struct
 import textwrap
 import time
@@ -135,27 +136,46 @@ def loaded_servers(
     (workdir / "prometheus").mkdir()
     prom_config = "global:\n  scrape_interval: 15s\n"
     settings: dict[str, str] = {}
+    scrape_config = ""
     if scrape_target is not None:
         job = (
             "- job_name: scraped\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
             f"  static_configs: [{{targets: ['{scrape_target}']}}]\n"
         )
-        prom_config += "scrape_configs:\n" + textwrap.indent(job, "  ")
+        scrape_config = prom_config + "scrape_configs:\n" + textwrap.indent(job, "  ")
         (workdir / "obs.yaml").write_text("scrape:\n  jobs:\n" + textwrap.indent(job, "    "))
         settings["OBS_CONFIG"] = str(workdir / "obs.yaml")
     body = remote_write_body(dataset(), with_exemplars)
     headers = {"content-type": "application/x-protobuf", "content-encoding": "snappy"}
     collector = make_collector(workdir / "collector", **settings)
     flags = ["--enable-feature=exemplar-storage"] if with_exemplars else []
-    with prometheus_peer(prom_config, workdir / "prometheus", *flags) as (prom_url, _):
+    with prometheus_peer(prom_config, workdir / "prometheus", *flags) as (prom_url, peer):
         collector.start()
         try:
             for url in (prom_url, collector.url):
                 r = httpx.post(f"{url}/api/v1/write", content=body, headers=headers, timeout=30)
                 assert r.status_code in (200, 204), f"{url}: {r.status_code} {r.text}"
+            if scrape_config:
+                # Only now: a scrape moves Prometheus' head to the present, and the head refuses samples
+                # more than an hour older than its newest as out of bounds (the dataset spans 70 minutes).
+                (workdir / "prometheus" / "prometheus.yml").write_text(scrape_config)
+                assert peer.proc is not None
+                peer.proc.send_signal(signal.SIGHUP)
+                _wait_for_target(prom_url)
             yield prom_url, collector.url
         finally:
             collector.stop()
+
+
+def _wait_for_target(prom_url: str, seconds: float = 30) -> None:
+    """Until Prometheus has scraped the `scraped` job once after its configuration was reloaded."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        targets = httpx.get(f"{prom_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        if any(t["labels"].get("job") == "scraped" and t["health"] == "up" for t in targets):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus did not scrape the target within {seconds}s")
 
 
 def _sample_close(a: Any, b: Any) -> bool:

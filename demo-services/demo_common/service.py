@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 import agents
@@ -76,6 +77,9 @@ class ServiceRuntime:
     app: FastAPI
     agent: agents.Agent
     faults: FaultInjector
+    # What /readyz reports: whether the service can serve now, with details (e.g. dependencies found).
+    # Alive but not ready answers 503, so `obs up` and load balancers wait; the default is always ready.
+    readiness: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
 
 
 def build_service(options: ServiceOptions) -> ServiceRuntime:
@@ -91,11 +95,18 @@ def build_service(options: ServiceOptions) -> ServiceRuntime:
     faults.on_crash = functools.partial(agent.flush, timeout=1.5)
     app.include_router(fault_router(faults))
 
+    runtime = ServiceRuntime(app=app, agent=agent, faults=faults)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": options.service, "instance_id": options.instance_id}
 
-    return ServiceRuntime(app=app, agent=agent, faults=faults)
+    @app.get("/readyz", response_model=None)
+    def readyz() -> JSONResponse:
+        ready, details = runtime.readiness()
+        return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
+
+    return runtime
 
 
 def serve(app: FastAPI, options: ServiceOptions) -> None:

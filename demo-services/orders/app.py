@@ -96,11 +96,18 @@ def create_app(options: ServiceOptions, settings: OrdersSettings) -> ServiceRunt
     # Run by the app's own lifespan (the agent wraps it): close the connections on shutdown.
     app.router.on_startup.append(warm_up)
     app.router.on_shutdown.append(http.aclose)
-    _routes(app, saga, repository, [inventory, payments])
+    _routes(app, saga, repository)
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        """Ready when every dependency has at least one UP instance; the counts say how many."""
+        counts = {c.service: c.instance_count() for c in (inventory, payments)}
+        return all(counts.values()), {"dependencies": counts}
+
+    runtime.readiness = readiness
     return runtime
 
 
-def _routes(app: FastAPI, saga: OrderSaga, repository: OrderRepository, dependencies: list[ServiceClient]) -> None:
+def _routes(app: FastAPI, saga: OrderSaga, repository: OrderRepository) -> None:
     @app.post("/orders", response_model=None)
     async def place_order(body: OrderIn) -> JSONResponse:
         outcome = await saga.place(body.customer, [OrderItem(i.sku, i.qty) for i in body.items])
@@ -117,8 +124,3 @@ def _routes(app: FastAPI, saga: OrderSaga, repository: OrderRepository, dependen
     def list_orders(customer: str | None = None, limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
         return {"orders": [order_json(o) for o in repository.list(customer, limit)]}
 
-    @app.get("/readyz", response_model=None)
-    def readyz() -> JSONResponse:
-        """Ready when every dependency has at least one UP instance; the counts say how many."""
-        counts = {client.service: client.instance_count() for client in dependencies}
-        return JSONResponse({"dependencies": counts}, status_code=200 if all(counts.values()) else 503)

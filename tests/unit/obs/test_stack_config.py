@@ -113,7 +113,7 @@ def test_stages_start_in_order_with_the_contract_environment(tmp_path: Path) -> 
     assert not any(k.startswith("OBS_STACK__") or k == "OBS_REGISTRY_URL" for k in collector.env)
     inv2 = stages[2].processes[2]
     assert inv2.port == 18003
-    assert inv2.health_url == "http://127.0.0.1:18003/healthz"
+    assert inv2.health_url == "http://127.0.0.1:18003/readyz"  # ready to serve, not only alive
     assert inv2.argv[1:] == [
         *("-m", "inventory", "--port", "18003", "--instance-id", "inventory-2"),
         *("--data-dir", str(tmp_path / "services")),  # shared: the instances of a service share its database
