@@ -1,8 +1,9 @@
 """Columnar batches of spans, log records and metric samples: what codecs produce and the store writes.
 
-A batch is a set of parallel Python lists (one per column) that `to_arrow()` turns into an Arrow table
-whose column names and types match the store's tables, so a batch can be inserted as is, concatenated
-with others (group commit) or moved between processes as Arrow IPC.
+A batch is a set of parallel Python lists (one per column; metric samples may be numpy columns instead)
+that `to_arrow()` turns into an Arrow table whose column names and types match the store's tables, so a
+batch can be inserted as is, concatenated with others (group commit) or moved between processes as
+Arrow IPC.
 
 Conventions: timestamps are integer nanoseconds since the Unix epoch (metric samples: milliseconds,
 the Prometheus unit); ids are lowercase hex strings; attributes are stored as strings in a
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 # Type tags of attribute values that are not strings (strings have no entry in the types map).
@@ -257,16 +259,30 @@ class MetricMetadata:
 
 
 @dataclass
+class SampleColumns:
+    """Samples as numpy columns of one length: fingerprint uint64, timestamp_ms int64, value float64."""
+
+    fingerprint: np.ndarray
+    timestamp_ms: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.fingerprint)
+
+
+@dataclass(eq=False)
 class MetricBatch:
     """Prometheus-model samples: series (fingerprint -> labels incl. __name__), samples, exemplars.
 
     Sample timestamps are milliseconds. A stale marker is the NaN with bits 0x7ff0000000000002.
+
+    The samples are held either as Python lists (built with add_sample, or by appending to
+    `fingerprint`, `timestamp_ms` and `value`) or as numpy columns (`from_columns`, the columnar
+    line protocol path): `sample_columns()` reads either as columns without a per-sample loop, and
+    the list attributes turn columns into lists on first use, so list-based code keeps working.
     """
 
     series: dict[int, dict[str, str]] = field(default_factory=dict)
-    fingerprint: list[int] = field(default_factory=list)
-    timestamp_ms: list[int] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
     ex_fingerprint: list[int] = field(default_factory=list)
     ex_timestamp_ms: list[int] = field(default_factory=list)
     ex_value: list[float] = field(default_factory=list)
@@ -274,17 +290,66 @@ class MetricBatch:
     ex_span_id: list[str] = field(default_factory=list)
     ex_labels: MapColumn = field(default_factory=MapColumn)
     metadata: dict[str, MetricMetadata] = field(default_factory=dict)
+    _fingerprint: list[int] = field(default_factory=list, repr=False)
+    _timestamp_ms: list[int] = field(default_factory=list, repr=False)
+    _value: list[float] = field(default_factory=list, repr=False)
+    _columns: SampleColumns | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_columns(
+        cls, series: dict[int, dict[str, str]], columns: SampleColumns, metadata: dict[str, MetricMetadata]
+    ) -> MetricBatch:
+        """A batch whose samples are `columns`; every fingerprint in them must be a key of `series`."""
+        return cls(series=series, metadata=metadata, _columns=columns)
+
+    def _lists(self) -> None:
+        if self._columns is not None:
+            cols, self._columns = self._columns, None
+            self._fingerprint = cols.fingerprint.tolist()
+            self._timestamp_ms = cols.timestamp_ms.tolist()
+            self._value = cols.value.tolist()
+
+    @property
+    def fingerprint(self) -> list[int]:
+        self._lists()
+        return self._fingerprint
+
+    @property
+    def timestamp_ms(self) -> list[int]:
+        self._lists()
+        return self._timestamp_ms
+
+    @property
+    def value(self) -> list[float]:
+        self._lists()
+        return self._value
+
+    @property
+    def columnar(self) -> bool:
+        return self._columns is not None
+
+    def sample_columns(self) -> SampleColumns:
+        """The samples as numpy columns (shared, not copied, when the batch holds columns). Raises
+        OverflowError when a list-held timestamp does not fit in int64."""
+        if self._columns is not None:
+            return self._columns
+        return SampleColumns(
+            np.array(self._fingerprint, dtype=np.uint64),
+            np.array(self._timestamp_ms, dtype=np.int64),
+            np.array(self._value, dtype=np.float64),
+        )
 
     def __len__(self) -> int:
-        return len(self.fingerprint)
+        return len(self._columns) if self._columns is not None else len(self._fingerprint)
 
     def add_sample(self, labels: dict[str, str], timestamp_ms: int, value: float) -> int:
         fp = series_fingerprint(labels)
         if fp not in self.series:
             self.series[fp] = labels
-        self.fingerprint.append(fp)
-        self.timestamp_ms.append(timestamp_ms)
-        self.value.append(value)
+        self._lists()
+        self._fingerprint.append(fp)
+        self._timestamp_ms.append(timestamp_ms)
+        self._value.append(value)
         return fp
 
     def add_exemplar(
@@ -312,11 +377,20 @@ class MetricBatch:
         )
 
     def samples_table(self) -> pa.Table:
+        if self._columns is not None:  # numpy columns become Arrow arrays without a copy
+            cols = self._columns
+            return pa.table(
+                {
+                    "Fingerprint": pa.array(cols.fingerprint, pa.uint64()),
+                    "TimestampMs": pa.array(cols.timestamp_ms, pa.int64()),
+                    "Value": pa.array(cols.value, pa.float64()),
+                }
+            )
         return pa.table(
             {
-                "Fingerprint": pa.array(self.fingerprint, pa.uint64()),
-                "TimestampMs": pa.array(self.timestamp_ms, pa.int64()),
-                "Value": pa.array(self.value, pa.float64()),
+                "Fingerprint": pa.array(self._fingerprint, pa.uint64()),
+                "TimestampMs": pa.array(self._timestamp_ms, pa.int64()),
+                "Value": pa.array(self._value, pa.float64()),
             }
         )
 

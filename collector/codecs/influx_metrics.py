@@ -5,15 +5,23 @@ with the tags as labels plus the write's own label (`db` for the v1 API, `bucket
 unsigned and float fields become samples; booleans 1 and 0. String fields are not samples: they are
 counted as skipped (they reach InfluxDB unchanged through the forwarder). Sample timestamps are
 milliseconds, the Prometheus unit, so nanoseconds below the millisecond are dropped here.
+
+`points_to_samples` maps parsed Points row by row: it is the reference. `columns_to_samples` maps
+LineColumns with numpy and computes names, labels and fingerprints once per (series, field) pair
+(with a SeriesMapper, once across writes): same samples, same series, same metadata.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from collector.codecs.line_protocol import Points
+from collector.codecs.line_protocol_columns import LineColumns, SeriesKey, series_key_tags
 from collector.codecs.prom_naming import MetricKind, label_name, metric_name
-from collector.model import MetricBatch, MetricMetadata
+from collector.model import MetricBatch, MetricMetadata, SampleColumns, series_fingerprint
 
 
 @dataclass
@@ -37,17 +45,210 @@ def points_to_samples(points: Points, extra_labels: dict[str, str]) -> InfluxSam
         key = (measurement, fld)
         name = names.get(key)
         if name is None:
-            name = metric_name(f"{measurement}_{fld}", "", MetricKind.GAUGE) or "_"
+            name = _name(measurement, fld)
             names[key] = name
             if name not in batch.metadata:
                 batch.metadata[name] = MetricMetadata(name, "gauge", "", "")
         labels = label_sets.get(id(tags))
         if labels is None:
-            labels = {label_name(k): v for k, v in tags.items() if v != ""}
-            labels.update(extra_labels)
+            labels = _labels(tags, extra_labels)
             label_sets[id(tags)] = labels
         sample_labels = {**labels, "__name__": name}
         number = float(value) if kind != "bool" else (1.0 if value else 0.0)
         batch.add_sample(sample_labels, ts // 1_000_000, number)
         out.samples += 1
+    return out
+
+
+def _name(measurement: str, fld: str) -> str:
+    return metric_name(f"{measurement}_{fld}", "", MetricKind.GAUGE) or "_"
+
+
+def _labels(tags: dict[str, str], extra_labels: dict[str, str]) -> dict[str, str]:
+    labels = {label_name(k): v for k, v in tags.items() if v != ""}
+    labels.update(extra_labels)
+    return labels
+
+
+# What a series of one write maps to: its fingerprint, its labels (with __name__) and metric name.
+_Series = tuple[int, dict[str, str], str]
+_CacheKey = tuple[SeriesKey, str, tuple[tuple[str, str], ...]]
+
+
+class _BoundedCache:
+    """(series key, field, extra labels) -> (fingerprint, labels, metric name), bounded by count.
+
+    Two generations: lookups hit the current one or the previous one (and a hit there moves the
+    entry forward); when the current one holds `max_entries // 2`, it becomes the previous one and
+    the oldest is dropped. So series in use stay cached, memory stays bounded, and no lock is needed
+    (single dict operations are atomic under the GIL; decode threads may share one cache, and at
+    worst compute an entry twice). Entries are immutable by contract: callers never change the
+    labels dicts they get.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self._half = max(1, max_entries // 2)
+        self._current: dict[_CacheKey, _Series] = {}
+        self._previous: dict[_CacheKey, _Series] = {}
+
+    def get(self, key: _CacheKey) -> _Series | None:
+        hit = self._current.get(key)
+        if hit is None:
+            hit = self._previous.get(key)
+            if hit is not None:
+                self.put(key, hit)
+        return hit
+
+    def put(self, key: _CacheKey, value: _Series) -> None:
+        if len(self._current) >= self._half:
+            self._previous, self._current = self._current, {}
+        self._current[key] = value
+
+
+class _PairTable:
+    """Scanner pair id -> fingerprint, labels and metric name, for one generation and extra labels."""
+
+    def __init__(self) -> None:
+        self.fp = np.zeros(0, np.uint64)
+        self.filled = np.zeros(0, bool)
+        self.labels: list[dict[str, str]] = []
+        self.name: list[str] = []
+        # The last batch's distinct pairs and what they gave: consecutive writes from one client
+        # mostly carry the same series, and then the same dicts serve again.
+        self.last: tuple[np.ndarray, dict[int, dict[str, str]], dict[str, MetricMetadata]] | None = None
+
+    def fill(self, ids: np.ndarray, pairs: list[tuple[bytes, str]], extra_labels: dict[str, str]) -> None:
+        """Make sure every pair in `ids` is mapped (a Python loop only over those seen first)."""
+        if len(self.fp) < len(pairs):
+            grow = max(len(pairs), 2 * len(self.fp), 1024) - len(self.fp)  # doubling: amortised O(1) per pair
+            self.fp = np.concatenate([self.fp, np.zeros(grow, np.uint64)])
+            self.filled = np.concatenate([self.filled, np.zeros(grow, bool)])
+            self.labels.extend([{}] * grow)
+            self.name.extend([""] * grow)
+        new = ids[~self.filled[ids]].tolist()
+        if not new:
+            return
+        # Names and label sets are shared by many pairs (a series key has several fields, a metric
+        # many series): each is worked out once per call.
+        bases: dict[bytes, tuple[str, dict[str, str]]] = {}
+        names: dict[tuple[str, str], str] = {}
+        fps, labels_of, name_of = [], [], []
+        for i in new:
+            key, fld = pairs[i]
+            base = bases.get(key)
+            if base is None:
+                measurement, tags = series_key_tags(key)
+                base = bases[key] = (measurement, _labels(tags, extra_labels))
+            name = names.get((base[0], fld))
+            if name is None:
+                name = names[(base[0], fld)] = _name(base[0], fld)
+            labels = {**base[1], "__name__": name}
+            fps.append(series_fingerprint(labels))
+            labels_of.append(labels)
+            name_of.append(name)
+        self.fp[new] = fps
+        self.filled[new] = True
+        for i, labels, name in zip(new, labels_of, name_of, strict=True):
+            self.labels[i], self.name[i] = labels, name
+
+    def series(self, ids: np.ndarray) -> tuple[dict[int, dict[str, str]], dict[str, MetricMetadata]]:
+        """The series and metadata of the distinct pairs `ids` (ascending)."""
+        if self.last is not None and np.array_equal(self.last[0], ids):
+            return self.last[1], self.last[2]
+        id_list = ids.tolist()
+        labels = self.labels
+        series = dict(zip(self.fp[ids].tolist(), [labels[i] for i in id_list], strict=True))
+        names = dict.fromkeys(self.name[i] for i in id_list)
+        metadata = {name: MetricMetadata(name, "gauge", "", "") for name in names}
+        self.last = (ids, series, metadata)
+        return series, metadata
+
+
+def _map(key: SeriesKey, fld: str, extra_labels: dict[str, str]) -> _Series:
+    measurement, tags = series_key_tags(key)
+    name = _name(measurement, fld)
+    labels = {**_labels(tags, extra_labels), "__name__": name}
+    return series_fingerprint(labels), labels, name
+
+
+class SeriesMapper:
+    """Keeps, across writes, what each (series, field) pair maps to: its fingerprint, labels and name.
+
+    Pairs the C scanner numbered are kept in arrays per (scanner generation, extra labels), so a
+    write is mapped with array operations; pairs from lines the Python parser read go through a
+    bounded cache. Thread-safe (decode threads share one); entries are immutable by contract:
+    callers never change the labels dicts they get. A pickled copy starts empty.
+    """
+
+    def __init__(self, max_local_entries: int = 100_000, max_tables: int = 8) -> None:
+        """max_tables: how many extra-label sets (db, rp, bucket) keep arrays; the least recently
+        used is dropped past that (and rebuilt, pair by pair, if it comes back). Memory: about half
+        a kilobyte per pair and extra-label set (its labels dict), the pairs bounded by the
+        LineScanner's max_entries."""
+        self._max_local = max_local_entries
+        self._max_tables = max_tables
+        self._tables: dict[tuple[int, tuple[tuple[str, str], ...]], _PairTable] = {}
+        self._generation = -1
+        self.local = _BoundedCache(max_local_entries)
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[SeriesMapper], tuple[int, int]]:
+        return SeriesMapper, (self._max_local, self._max_tables)
+
+    def map_pairs(
+        self, cols: LineColumns, ids: np.ndarray, extra_labels: dict[str, str]
+    ) -> tuple[np.ndarray, dict[int, dict[str, str]], dict[str, MetricMetadata]]:
+        """Fingerprints of the scanner pair ids `ids`, with the series and metadata they cover."""
+        present = np.zeros(len(cols.pairs), bool)
+        present[ids] = True
+        distinct = np.flatnonzero(present)
+        with self._lock:
+            if cols.generation != self._generation:  # the scanner forgot its pairs: so do we
+                self._generation, self._tables = cols.generation, {}
+            key = (cols.generation, tuple(extra_labels.items()))
+            table = self._tables.pop(key, None) or _PairTable()
+            self._tables[key] = table  # most recently used last
+            if len(self._tables) > self._max_tables:
+                del self._tables[next(iter(self._tables))]
+            table.fill(distinct, cols.pairs, extra_labels)
+            fps = table.fp[ids]
+            series, metadata = table.series(distinct)
+        return fps, series, metadata
+
+
+def columns_to_samples(
+    cols: LineColumns, extra_labels: dict[str, str], mapper: SeriesMapper | None = None
+) -> InfluxSamples:
+    """The samples of `cols`, as points_to_samples maps them, with the samples as numpy columns."""
+    mapper = SeriesMapper() if mapper is None else mapper
+    out = InfluxSamples(skipped_strings=cols.skipped_strings, samples=cols.rows)
+    if not cols.rows:
+        return out
+    ids = cols.pair_id
+    scanned = ids >= 0
+    if scanned.all():
+        fps, series, metadata = mapper.map_pairs(cols, ids, extra_labels)
+    else:
+        fps = np.zeros(len(ids), np.uint64)
+        series, metadata = {}, {}
+        if scanned.any():
+            fps[scanned], scanned_series, scanned_metadata = mapper.map_pairs(cols, ids[scanned], extra_labels)
+            series.update(scanned_series)
+            metadata.update(scanned_metadata)
+        local = -1 - ids[~scanned]
+        extra = tuple(extra_labels.items())
+        local_fps = np.zeros(len(cols.local_pairs), np.uint64)
+        for i in np.unique(local).tolist():
+            key, fld = cols.local_pairs[i]
+            hit = mapper.local.get((key, fld, extra))
+            if hit is None:
+                hit = _map(key, fld, extra_labels)
+                mapper.local.put((key, fld, extra), hit)
+            fp, labels, name = hit
+            local_fps[i] = fp
+            series.setdefault(fp, labels)
+            metadata.setdefault(name, MetricMetadata(name, "gauge", "", ""))
+        fps[~scanned] = local_fps[local]
+    samples = SampleColumns(fps, cols.timestamp_ns // 1_000_000, cols.value)  # floor division, as Python's //
+    out.batch = MetricBatch.from_columns(series, samples, metadata)
     return out

@@ -118,6 +118,7 @@ class Points:
     kind: list[str] = dataclasses.field(default_factory=list)  # "float", "int", "uint", "string", "bool"
     value: list[FieldValue] = dataclasses.field(default_factory=list)
     timestamp_ns: list[int] = dataclasses.field(default_factory=list)
+    line: list[int] = dataclasses.field(default_factory=list)  # the 1-based line number of each row
     lines: int = 0  # lines (points) accepted
     # 1-based numbers of the accepted lines that carried no timestamp, and the time they were given
     # (in the request's precision): a forwarder writes it into them, so the peer stores the same time.
@@ -146,57 +147,82 @@ def parse_lines(body: bytes, precision: str = "ns", now_ns: int | None = None) -
     `now_ns` (default: the clock at the call), truncated to the precision, is the timestamp of points
     that carry none.
     """
-    scale = PRECISION_NS.get(precision)
-    if scale is None:
-        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISION_NS)}")
-    # Like InfluxDB (models.parsePoint), a point without a timestamp gets the time of receipt
-    # truncated to the request's precision.
-    default_ns = (time.time_ns() if now_ns is None else now_ns) // scale * scale
+    scale, default_ns = receipt_time(precision, now_ns)
     try:
         texts = body.decode("utf-8").split("\n")
         undecodable: frozenset[int] = frozenset()
     except UnicodeDecodeError:
         texts, undecodable = _decode_lines(body)
-
     points = Points()
     errors: list[LineError] = []
-    measurements, tag_col, field_col = points.measurement, points.tags, points.field
-    kind_col, value_col, ts_col = points.kind, points.value, points.timestamp_ns
-    accepted = 0
     for number, line in enumerate(texts, 1):
-        if line.endswith("\r"):
-            line = line[:-1]
-        text = line.lstrip(" \t")
-        if not text or text[0] == "#":
-            continue
-        try:
-            if number in undecodable:
-                raise _Reject("invalid UTF-8")
-            parsed = _parse_fast(text)
-            if parsed is None:
-                parsed = _parse_slow(text)
-            measurement, tags, fields, ts = parsed
-            if ts is None:
-                ts_ns = default_ns
-                points.untimed.append(number)
-            else:
-                ts_ns = ts * scale
-                if not MIN_TIME_NS <= ts_ns <= MAX_TIME_NS:
-                    raise _Reject("time outside range")
-        except _Reject as e:
-            errors.append(LineError(number, line[:MAX_ERROR_TEXT], e.reason))
-            continue
-        accepted += 1
-        for key, (kind, value) in fields.items():
-            measurements.append(measurement)
-            tag_col.append(tags)
-            field_col.append(key)
-            kind_col.append(kind)
-            value_col.append(value)
-            ts_col.append(ts_ns)
-    points.lines = accepted
+        _parse_line(points, errors, number, line, number in undecodable, scale, default_ns)
     points.received = default_ns // scale
     return points, errors
+
+
+def parse_numbered_lines(lines: list[tuple[int, bytes]], scale: int, default_ns: int) -> tuple[Points, list[LineError]]:
+    """Parse some lines of a body, each given with its 1-based number, exactly as parse_lines would
+    parse them there (scale and default_ns as receipt_time returns them). Rows carry `line`."""
+    points = Points()
+    errors: list[LineError] = []
+    for number, raw in lines:
+        try:
+            line, bad = raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            line, bad = raw.decode("utf-8", errors="replace"), True
+        _parse_line(points, errors, number, line, bad, scale, default_ns)
+    points.received = default_ns // scale
+    return points, errors
+
+
+def receipt_time(precision: str, now_ns: int | None = None) -> tuple[int, int]:
+    """(ns per unit of `precision`, the timestamp in ns of points that carry none).
+
+    Like InfluxDB (models.parsePoint), a point without a timestamp gets the time of receipt truncated
+    to the request's precision. Raises ValueError for an unknown precision.
+    """
+    scale = PRECISION_NS.get(precision)
+    if scale is None:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISION_NS)}")
+    return scale, (time.time_ns() if now_ns is None else now_ns) // scale * scale
+
+
+def _parse_line(
+    points: Points, errors: list[LineError], number: int, line: str, undecodable: bool, scale: int, default_ns: int
+) -> None:
+    """Append one line's rows to `points`, or its LineError to `errors`; blanks and comments add nothing."""
+    if line.endswith("\r"):
+        line = line[:-1]
+    text = line.lstrip(" \t")
+    if not text or text[0] == "#":
+        return
+    try:
+        if undecodable:
+            raise _Reject("invalid UTF-8")
+        parsed = _parse_fast(text)
+        if parsed is None:
+            parsed = _parse_slow(text)
+        measurement, tags, fields, ts = parsed
+        if ts is None:
+            ts_ns = default_ns
+            points.untimed.append(number)
+        else:
+            ts_ns = ts * scale
+            if not MIN_TIME_NS <= ts_ns <= MAX_TIME_NS:
+                raise _Reject("time outside range")
+    except _Reject as e:
+        errors.append(LineError(number, line[:MAX_ERROR_TEXT], e.reason))
+        return
+    points.lines += 1
+    for key, (kind, value) in fields.items():
+        points.measurement.append(measurement)
+        points.tags.append(tags)
+        points.field.append(key)
+        points.kind.append(kind)
+        points.value.append(value)
+        points.timestamp_ns.append(ts_ns)
+        points.line.append(number)
 
 
 def rewrite_lines(body: bytes, drop: set[int], stamp: list[int], timestamp: int) -> bytes:

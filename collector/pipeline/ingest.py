@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from collector.codecs.influx_metrics import InfluxSamples, points_to_samples
-from collector.codecs.line_protocol import LineError, parse_lines, rewrite_lines
+from collector.codecs.influx_metrics import InfluxSamples, SeriesMapper, columns_to_samples
+from collector.codecs.line_protocol import LineError, rewrite_lines
+from collector.codecs.line_protocol_columns import LineScanner
 from collector.codecs.otlp_values import Rejections
 from collector.errors import PermanentError, RetryableError
 from collector.model import MetricBatch
@@ -57,16 +58,24 @@ class InfluxResult:
 
 
 def decode_influx(
-    body: bytes, precision: str, labels: dict[str, str], all_or_nothing: bool
+    body: bytes,
+    precision: str,
+    labels: dict[str, str],
+    all_or_nothing: bool,
+    scanner: LineScanner | None = None,
+    mapper: SeriesMapper | None = None,
 ) -> tuple[InfluxSamples | None, int, list[LineError], bytes]:
     """Parse and map a line protocol body (runs on the decode executor); the last item is the body
     without its bad lines and with the time of receipt written into the lines that had none, as it is
-    forwarded to InfluxDB (which would otherwise give them its own, later, arrival time)."""
-    points, errors = parse_lines(body, precision)
+    forwarded to InfluxDB (which would otherwise give them its own, later, arrival time).
+
+    Columnar throughout (see line_protocol_columns): the samples come back as numpy columns; the
+    scanner and mapper keep each series' ids, labels and fingerprint from one write to the next."""
+    columns, errors = (scanner or LineScanner()).parse(body, precision)
     if errors and all_or_nothing:
         return None, 0, errors, b""
-    body = rewrite_lines(body, {e.line for e in errors}, points.untimed, points.received)
-    return points_to_samples(points, labels), points.lines, errors, body
+    body = rewrite_lines(body, {e.line for e in errors}, columns.untimed, columns.received)
+    return columns_to_samples(columns, labels, mapper), columns.lines, errors, body
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ class Ingest:
         self._limits = series_limits or SeriesLimits(10**9, 2**62)
         self._metrics_window = metrics_window
         self._forward: Forward = forward or NoForward()
+        self._influx_scanner = LineScanner()
+        self._influx_series = SeriesMapper()
         self.committers: dict[str, GroupCommitter] = {
             signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval)
             for signal, write in (
@@ -175,7 +186,7 @@ class Ingest:
         m = self._metrics
         async with self._request("metrics", protocol, len(body), "204") as outcome:
             samples, lines, errors, good_lines = await self._decoder.run(
-                decode_influx, body, precision, labels, all_or_nothing
+                decode_influx, body, precision, labels, all_or_nothing, self._influx_scanner, self._influx_series
             )
             m.received.labels("metrics", protocol).inc(lines + len(errors))
             if errors:

@@ -1,0 +1,177 @@
+"""Line protocol bodies -> numeric sample columns: the C scanner for plain lines, the exact parser for the rest.
+
+The C scanner (_lp_fast.c) reads the lines with no escapes, quotes or anything unusual in one pass
+and hands back the numbers of all the other lines, which `line_protocol.parse_numbered_lines` parses
+exactly (so every error and every unusual line is judged by the one reference parser). Both sets of
+rows are merged back into line order. Without the extension, every line takes the Python parser.
+
+The result is what the Prometheus mapping needs: one row per numeric or boolean field value (string
+values are only counted), each naming its (series, field) pair by an id that the C scanner keeps
+stable from one body to the next, so the mapping to labels and fingerprints is done once per pair.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.codecs.line_protocol import (
+    KIND_BOOL,
+    KIND_STRING,
+    LineError,
+    Points,
+    parse_numbered_lines,
+    receipt_time,
+)
+
+try:
+    from collector.codecs import _lp_fast  # type: ignore[attr-defined]
+except ImportError:  # not built (no C compiler): the Python parser reads every line
+    _lp_fast = None
+
+# A series as written: the raw `measurement,tags` bytes (C scanner lines, which have no escapes), or
+# (measurement, ((tag key, tag value), ...)) as parsed (Python parser lines). Two spellings of one
+# series (tags reordered, or one escaped) are two keys with the same labels.
+SeriesKey = bytes | tuple[str, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class LineColumns:
+    """Numeric samples of a body, one row per (line, numeric or boolean field), in body order.
+
+    Each row names its (series key, field key) pair by `pair_id`: an id >= 0 indexes `pairs`, the
+    LineScanner's registry, where the id stays the same from body to body within one `generation`
+    (so callers can keep per-pair results in arrays); an id < 0 is -1 - an index into
+    `local_pairs`, the pairs of the lines the Python parser read. `value` is float64 (booleans 1.0
+    and 0.0, integers rounded to the nearest double); `timestamp_ns` int64, already scaled by the
+    precision. `lines`, `untimed` and `received` mean what they mean in Points.
+    """
+
+    pair_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    value: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    timestamp_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pairs: list[tuple[bytes, str]] = field(default_factory=list)
+    generation: int = -1
+    local_pairs: list[tuple[SeriesKey, str]] = field(default_factory=list)
+    lines: int = 0
+    untimed: list[int] = field(default_factory=list)
+    received: int = 0
+    skipped_strings: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.value)
+
+
+def c_scanner_available() -> bool:
+    return _lp_fast is not None
+
+
+def series_key_tags(key: SeriesKey) -> tuple[str, dict[str, str]]:
+    """The measurement and the tags (in written order) of a series key."""
+    if isinstance(key, tuple):
+        return key[0], dict(key[1])
+    # A C scanner key: plain ASCII, no escapes, tags already checked (valid_series_key in C).
+    measurement, *pairs = key.decode("ascii").split(",")
+    return measurement, dict(pair.split("=", 1) for pair in pairs)
+
+
+class LineScanner:
+    """Parses bodies into LineColumns: the C scanner for plain lines, the exact parser for the rest.
+
+    Keeps the C scanner's pair registry (bounded by `max_entries`, see _lp_fast.c) across bodies.
+    Thread-safe: decode threads share one. It does not travel between processes: a pickled copy
+    starts empty. use_c=False (or no extension built) reads every line with the Python parser.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000, use_c: bool = True) -> None:
+        self._max_entries = max_entries
+        self._use_c = use_c and _lp_fast is not None
+        self._scanner = _lp_fast.Scanner(max_entries) if self._use_c else None
+        self._pairs: list[tuple[bytes, str]] = []
+        self._generation = -1
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[LineScanner], tuple[int, bool]]:
+        return LineScanner, (self._max_entries, self._use_c)
+
+    def parse(
+        self, body: bytes, precision: str = "ns", now_ns: int | None = None
+    ) -> tuple[LineColumns, list[LineError]]:
+        """The same points and errors as parse_lines, as columns. Raises ValueError only for an
+        unknown precision."""
+        scale, default_ns = receipt_time(precision, now_ns)
+        if self._scanner is None:
+            points, errors = parse_numbered_lines(list(enumerate(body.split(b"\n"), 1)), scale, default_ns)
+            return points_to_columns(points), errors
+        with self._lock:  # the registry must hold every id the scanner hands out before anyone reads it
+            generation, new_pairs, pair_id, value, ts, line, fallback, untimed, accepted = self._scanner.parse(
+                bytes(body), scale, default_ns
+            )
+            if generation != self._generation:
+                self._generation, self._pairs = generation, []  # a new list: older columns keep theirs
+            if new_pairs and new_pairs[0][0] != len(self._pairs):  # ids are handed out in sequence
+                raise RuntimeError(f"pair registry out of step: id {new_pairs[0][0]}, {len(self._pairs)} known")
+            self._pairs.extend((key, fld.decode("ascii")) for _, key, fld in new_pairs)
+            pairs = self._pairs
+        cols = LineColumns(
+            pair_id=np.frombuffer(pair_id, np.int32).astype(np.int64),
+            value=np.frombuffer(value, np.float64),
+            timestamp_ns=np.frombuffer(ts, np.int64),
+            pairs=pairs,
+            generation=generation,
+            lines=accepted,
+            untimed=untimed,
+            received=default_ns // scale,
+        )
+        if not fallback:
+            return cols, []
+        raw = body.split(b"\n")
+        points, errors = parse_numbered_lines([(n, raw[n - 1]) for n in fallback], scale, default_ns)
+        return _merge(cols, np.frombuffer(line, np.int32), points), errors
+
+
+def points_to_columns(points: Points) -> LineColumns:
+    """The numeric rows of parsed points as columns, all with local pair ids (strings only counted)."""
+    cols = LineColumns(lines=points.lines, untimed=list(points.untimed), received=points.received)
+    local: dict[tuple[SeriesKey, str], int] = {}
+    ids: list[int] = []
+    values: list[float] = []
+    stamps: list[int] = []
+    last_tags: dict[str, str] | None = None
+    last_key: SeriesKey = b""
+    for measurement, tags, fld, kind, value, ts in zip(
+        points.measurement, points.tags, points.field, points.kind, points.value, points.timestamp_ns, strict=True
+    ):
+        if kind == KIND_STRING:
+            cols.skipped_strings += 1
+            continue
+        if tags is not last_tags:  # the rows of one line share their tags dict
+            last_tags, last_key = tags, (measurement, tuple(tags.items()))
+        ids.append(-1 - local.setdefault((last_key, fld), len(local)))
+        values.append((1.0 if value else 0.0) if kind == KIND_BOOL else float(value))
+        stamps.append(ts)
+    cols.local_pairs = list(local)
+    cols.pair_id = np.array(ids, np.int64)
+    cols.value = np.array(values, np.float64)
+    cols.timestamp_ns = np.array(stamps, np.int64)
+    return cols
+
+
+def _merge(cols: LineColumns, c_lines: np.ndarray, points: Points) -> LineColumns:
+    """The C scanner's rows and the Python parser's (of the fallback lines) together, in line order."""
+    py = points_to_columns(points)
+    py_lines = np.array([n for n, kind in zip(points.line, points.kind, strict=True) if kind != KIND_STRING], np.int32)
+    # C rows and Python rows are each in line order, and a line's rows all come from one side: a
+    # stable sort on the line number interleaves them as one parse would have produced them.
+    order = np.argsort(np.concatenate([c_lines, py_lines]), kind="stable")
+    cols.pair_id = np.concatenate([cols.pair_id, py.pair_id])[order]
+    cols.value = np.concatenate([cols.value, py.value])[order]
+    cols.timestamp_ns = np.concatenate([cols.timestamp_ns, py.timestamp_ns])[order]
+    cols.local_pairs = py.local_pairs
+    cols.lines += points.lines
+    cols.untimed = sorted(cols.untimed + points.untimed)
+    cols.skipped_strings += py.skipped_strings
+    return cols
