@@ -20,9 +20,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import exposition
 
 from collector import __version__
+from collector.api.jaeger import jaeger_router
+from collector.api.loki import LokiAPI, loki_router
 from collector.api.obs import obs_router
 from collector.api.prom_queries import QueryLimits, QueryRunner
 from collector.api.prometheus import PrometheusAPI, prometheus_router
+from collector.api.tempo import tempo_router
 from collector.config import Settings
 from collector.exporters.forwarders import Forwarding
 from collector.pipeline.admission import Admission
@@ -36,9 +39,11 @@ from collector.receivers.otlp_http import otlp_router
 from collector.receivers.remote_write_http import remote_write_router
 from collector.receivers.scraper import Scraper, TargetStatus
 from collector.store.engine import Engine
+from collector.store.log_search import LogSearch
 from collector.store.promql_reads import MetricReads
 from collector.store.readers import StoreReader
 from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
+from collector.store.trace_search import TraceSearch
 from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
 
@@ -96,6 +101,7 @@ def build(settings: Settings) -> Collector:
         metrics,
         settings.write.max_batch_rows,
         settings.write.min_insert_interval,
+        settings.write.group_wait,
         series_limits=SeriesLimits(
             limits.max_series_per_metric, int(limits.out_of_order_window * 1000), reader.known_series()
         ),
@@ -130,6 +136,11 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
     app.include_router(prometheus_router(prometheus_api(c, targets)))
+    search = LogSearch(c.engine, c.settings.storage.database)
+    app.include_router(loki_router(LokiAPI(c.ingest, search, c.settings.limits.max_body_bytes)))
+    trace_search = TraceSearch(c.engine, c.settings.storage.database)
+    app.include_router(jaeger_router(trace_search))
+    app.include_router(tempo_router(trace_search))
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -139,6 +139,9 @@ class WriteSettings(_Section):
     # At most one insert per table this often (a request waits up to this long for its insert):
     # each insert is a part ClickHouse merges later, so fewer, larger inserts save much CPU.
     min_insert_interval: Duration = 0.0
+    # How long an insert may wait for requests that are being decoded to join it, only while there are
+    # such requests (PostgreSQL's commit_delay with commit_siblings): a lone request is never delayed.
+    group_wait: Duration = Field(default=0.02, ge=0, le=1)
     # Worker processes that decode OTLP protobuf beside the server process; 0 decodes in-process.
     decode_workers: int = Field(default=0, ge=0, le=64)
 

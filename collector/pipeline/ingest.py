@@ -94,6 +94,7 @@ class Ingest:
         metrics: SelfMetrics,
         max_batch_rows: int,
         min_insert_interval: float = 0.0,
+        group_wait: float = 0.0,
         delta_series: int = 100_000,
         series_limits: SeriesLimits | None = None,
         metrics_window: tuple[float, float] = (0.0, 0.0),
@@ -110,7 +111,7 @@ class Ingest:
         self._influx_scanner = LineScanner()
         self._influx_series = SeriesMapper()
         self.committers: dict[str, GroupCommitter] = {
-            signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval)
+            signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval, group_wait)
             for signal, write in (
                 ("traces", writer.write_spans),
                 ("logs", writer.write_logs),
@@ -153,7 +154,7 @@ class Ingest:
         m = self._metrics
         outcome = _Status(status)
         try:
-            with self._admission.reserve(body_bytes):
+            with self._admission.reserve(body_bytes), self.committers[signal].arriving():
                 m.inflight_bytes.set(self._admission.inflight)
                 yield outcome
         except (PermanentError, RetryableError) as exc:

@@ -56,3 +56,64 @@ def test_store_down_is_retryable() -> None:
         await committer.close()
 
     asyncio.run(run())
+
+
+async def _request(committer: GroupCommitter[str], value: str, decode_s: float, submits: bool = True) -> None:
+    """A request as the ingest path makes one: announced while it is decoded, then submitted (or not)."""
+    with committer.arriving():
+        await asyncio.sleep(decode_s)
+        if submits:
+            await committer.submit(value, 1)
+
+
+@pytest.mark.parametrize(
+    ("group_wait", "inserts"),
+    [
+        pytest.param(0.0, [["a"], ["b"]], id="no-wait-two-inserts"),
+        pytest.param(5.0, [["a", "b"]], id="waits-for-the-request-being-decoded"),
+    ],
+)
+def test_an_insert_waits_for_requests_still_being_decoded(group_wait: float, inserts: list[list[str]]) -> None:
+    async def run() -> Store:
+        store = Store()
+        committer: GroupCommitter[str] = GroupCommitter("t", store.write, max_rows=100, group_wait=group_wait)
+        committer.start()
+        await asyncio.gather(_request(committer, "a", 0.0), _request(committer, "b", 0.2))
+        await committer.close()
+        return store
+
+    assert asyncio.run(run()).inserts == inserts
+
+
+def test_a_request_that_gives_up_releases_the_waiting_insert() -> None:
+    """Bad data leaves without submitting: the insert goes at once, not after group_wait (5 s here)."""
+
+    async def run() -> tuple[Store, float]:
+        store = Store()
+        committer: GroupCommitter[str] = GroupCommitter("t", store.write, max_rows=100, group_wait=5.0)
+        committer.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(_request(committer, "a", 0.0), _request(committer, "bad-data", 0.1, submits=False))
+        waited = loop.time() - started
+        await committer.close()
+        return store, waited
+
+    store, waited = asyncio.run(run())
+    assert store.inserts == [["a"]]
+    assert waited < 2.5  # released when the other request left, far before the 5 s bound
+
+
+def test_a_lone_request_is_not_held_back() -> None:
+    async def run() -> float:
+        store = Store()
+        committer: GroupCommitter[str] = GroupCommitter("t", store.write, max_rows=100, group_wait=5.0)
+        committer.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await _request(committer, "a", 0.0)
+        waited = loop.time() - started
+        await committer.close()
+        return waited
+
+    assert asyncio.run(run()) < 2.5  # nothing else announced: no wait at all (the bound is 5 s)
