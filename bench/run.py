@@ -41,6 +41,15 @@ BENCHMARKS = {
             "ratio_vs_prometheus",
         ],
     ),
+    "bench.promql_range": (
+        "promql_range.json",
+        [
+            "sum_rate_1h_ratio_vs_prometheus",
+            "sum_rate_24h_ratio_vs_prometheus",
+            "quantile_1h_ratio_vs_prometheus",
+            "quantile_24h_ratio_vs_prometheus",
+        ],
+    ),
     "bench.scrape_cost": (
         "scrape_cost.json",
         ["collector_cpu_s_per_million_samples", "prometheus_cpu_s_per_million_samples", "ratio_cpu_vs_prometheus"],
@@ -58,8 +67,16 @@ def write_table() -> str:
         lines += [f"## {module.split('.')[-1]}", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {key} | {data.get(key)} |" for key in keys]
         lines += ["", f"Run: `{data.get('command', 'python -m ' + module)}`", ""]
-        if "runs" in data:
+        if isinstance(data.get("runs"), list):
             lines += ["Runs: " + ", ".join(str(r.get("acked_spans_per_s")) for r in data["runs"]), ""]
+        if "queries" in data:  # per query: each server's median and the ratios
+            lines += ["| query | collector ms | prometheus ms | victoriametrics ms | vs prometheus | vs vm |"]
+            lines += ["| --- | --- | --- | --- | --- | --- |"]
+            for name, q in data["queries"].items():
+                cells = [q.get(k) for k in ("collector_ms", "prometheus_ms", "victoriametrics_ms")]
+                cells += [q.get("ratio_vs_prometheus"), q.get("ratio_vs_victoriametrics")]
+                lines.append(f"| {name} | " + " | ".join(str(c) for c in cells) + " |")
+            lines.append("")
     table = "\n".join(lines)
     (BENCH / "RESULTS.md").write_text(table)
     return table

@@ -153,8 +153,8 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 
 @contextmanager
-def victoria_metrics(workdir: Path) -> Iterator[tuple[str, Peer]]:
-    """VictoriaMetrics (Debian `victoria-metrics`) on a free loopback port; yields (url, peer)."""
+def victoria_metrics(workdir: Path, *flags: str) -> Iterator[tuple[str, Peer]]:
+    """VictoriaMetrics (Debian `victoria-metrics`) on a free loopback port, with extra `flags`; yields (url, peer)."""
     binary = require("victoria-metrics", "victoria-metrics")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -163,6 +163,7 @@ def victoria_metrics(workdir: Path) -> Iterator[tuple[str, Peer]]:
         f"-httpListenAddr=127.0.0.1:{port}",
         f"-storageDataPath={workdir / 'vm'}",
         "-search.latencyOffset=0s",
+        *flags,
     ]
     peer = Peer(argv, f"{url}/health", workdir / "vm.log")
     peer.start()

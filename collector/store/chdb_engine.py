@@ -6,6 +6,7 @@ themselves with a database per test, never a second path.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import chdb
+import numpy as np
 import pyarrow as pa
+
+from collector.store.native_format import decode_columns
 
 _OPEN: dict[str, ChdbEngine] = {}
 
@@ -77,6 +81,7 @@ class ChdbEngine:
                 raise RuntimeError(f"chDB already has data path {other} open in this process; cannot open {path}")
             engine = cls(data_dir)
             _OPEN[path] = engine
+            atexit.register(engine._shutdown)
             return engine
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -91,12 +96,26 @@ class ChdbEngine:
         assert isinstance(result, pa.Table)
         return result
 
+    def query_columns(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+        encoded = encode_params(params)
+        with self._lock:
+            result = self._conn.query(sql, "Native", params=encoded)
+        # Decoded from chDB's buffer without a copy of the whole result: decode_columns copies each
+        # column out once, while `result` keeps the buffer alive.
+        return decode_columns(result.get_memview().view())
+
     def insert(self, table: str, data: pa.Table) -> None:
         # chDB's Python() table function finds the Arrow table by variable name in this frame.
         obs_insert_data = data  # noqa: F841 - read by chDB through the frame
         columns = ", ".join(f"`{name}`" for name in data.column_names)
         with self._lock:
             self._conn.query(f"INSERT INTO {table} ({columns}) SELECT * FROM Python(obs_insert_data)", "Null")
+
+    def _shutdown(self) -> None:
+        # At interpreter exit, before chDB's own static teardown: closing the session first keeps that
+        # teardown from running on a half-destroyed server context (a segfault at exit otherwise).
+        with self._lock:
+            self._conn.close()
 
     def close(self) -> None:
         # chDB keeps one session per process; closing it would make the path unusable for the process.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pyarrow as pa
 
 from collector.store.engine import StoreUnavailable
@@ -43,6 +44,13 @@ class ClickHouseEngine:
             return self._client.query_arrow(sql, parameters=dict(params or {}), use_strings=True)
         except self._unavailable as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    def query_columns(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+        table = self.query(sql, params)
+        return {
+            name: np.array(table.column(name).combine_chunks().to_numpy(zero_copy_only=False), copy=True)
+            for name in table.column_names
+        }
 
     def insert(self, table: str, data: pa.Table) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 
 
@@ -26,6 +27,10 @@ class Engine(Protocol):
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a SELECT and return its result as an Arrow table."""
+
+    def query_columns(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+        """Run a SELECT of fixed-width numeric columns only; each column as a new numpy array (the
+        caller owns it). For large numeric reads: no Arrow conversion on either side where avoidable."""
 
     def insert(self, table: str, data: pa.Table) -> None:
         """Insert an Arrow table whose column names match the target table's; returns once written."""

@@ -8,6 +8,12 @@ Prometheus. Label values and regexes reach ClickHouse only as bound parameters (
 as SQL text. Regexes are anchored and `.` matches a newline, `^(?s:...)$`, as in Prometheus 3 and the
 engine's in-memory reader (2.x anchored `^(?:...)$`; only label values with newlines differ).
 ClickHouse's `match` is RE2, the syntax of Prometheus' Go regexp. Time bounds are inclusive milliseconds.
+
+Samples come back as numpy columns (`Engine.query_columns`: ClickHouse's Native format on chDB), and
+series labels from a cache by fingerprint once seen, so a query over known series is one SQL read.
+Aggregation is not pushed into ClickHouse: for rate() over a range query, a GROUP BY per (series, step)
+in chDB measured 2-3x slower than reading the raw samples (bench/promql_range.py), so the engine gets
+the samples and reduces them with numpy.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collector.query.promql.storage import Matcher, SeriesData
+from collector.query.promql.storage import STALE_NAN_BITS, Matcher, SeriesData
 from collector.store.engine import Engine
 
 NAME = "__name__"
 # Bounds for "no time restriction" that still fit Int64 parameters.
 MIN_MS = -(2**62)
 MAX_MS = 2**62
+# Fingerprints whose labels MetricReads keeps in memory (about 1 KiB each).
+LABEL_CACHE_SIZE = 200_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,10 @@ class MetricReads:
     def __init__(self, engine: Engine, database: str) -> None:
         self._engine = engine
         self._db = database
+        # Labels by fingerprint. A fingerprint is a hash of the label set (model.series_fingerprint), so an
+        # entry never goes stale; a query whose series are all known here skips the metrics_series read.
+        # Bounded: emptied when full (a dict's get and set are atomic, so threads may share it).
+        self._labels: dict[int, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
 
     def _query(self, sql: str, params: dict[str, Any]) -> pa.Table:
         return self._engine.query(sql.replace("{db}", self._db), params)
@@ -111,35 +123,56 @@ class MetricReads:
                 + " AND ".join([*on_name, *on_labels])
                 + ")"
             )
-        samples = self._query(
+        # Numeric columns only, read as numpy (Native format on chDB): the bulk of a long range query.
+        sql = (
             "SELECT Fingerprint, TimestampMs, Value FROM {db}.metrics_samples WHERE "
             + " AND ".join(where)
-            + " ORDER BY Fingerprint, TimestampMs",
-            w.params,
+            + " ORDER BY Fingerprint, TimestampMs"
         )
-        if samples.num_rows == 0:
+        samples = self._engine.query_columns(sql.replace("{db}", self._db), w.params)
+        fps = samples.get("Fingerprint", np.zeros(0, dtype=np.uint64)).astype(np.uint64, copy=False)
+        if len(fps) == 0:
             return []
-        fps = _column(samples, "Fingerprint", np.uint64)
-        ts = _column(samples, "TimestampMs", np.int64)
-        values = _column(samples, "Value", np.float64)
+        ts = samples["TimestampMs"].astype(np.int64, copy=False)
+        values = samples["Value"].astype(np.float64, copy=False)
         # The samples table is a plain MergeTree: a sample written twice reads twice. Keep the first.
         keep = np.ones(len(fps), dtype=bool)
         keep[1:] = (fps[1:] != fps[:-1]) | (ts[1:] != ts[:-1])
         if not keep.all():
             fps, ts, values = fps[keep], ts[keep], values[keep]
         starts = np.flatnonzero(np.r_[True, fps[1:] != fps[:-1]])
-        bounds = np.r_[starts, len(fps)]
-        labels = self._labels_matching(matchers)
+        bounds = np.r_[starts, len(fps)].tolist()
+        # Stale markers looked for once, over all series: the engine need not look per series.
+        stale = values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
+        stale_free = (np.add.reduceat(stale, starts) == 0).tolist() if stale.any() else [True] * len(starts)
+        labels = self._labels_for(fps[starts].tolist(), matchers)
         out = []
         for i, fp in enumerate(fps[starts].tolist()):
             found = labels.get(fp)
             if found is not None:
                 lo, hi = bounds[i], bounds[i + 1]
-                out.append(SeriesData(found, ts[lo:hi], values[lo:hi]))
+                series = SeriesData(dict(found[0]), ts[lo:hi], values[lo:hi], stale_free=stale_free[i])
+                out.append((found[1], series))
         # In label order, as Prometheus' querier returns series: where the engine must pick among equals
         # (topk and bottomk ties), it then picks what Prometheus picks.
-        out.sort(key=lambda series: sorted(series.labels.items()))
-        return out
+        out.sort(key=lambda keyed: keyed[0])
+        return [series for _, series in out]
+
+    def _labels_for(
+        self, fps: list[int], matchers: Sequence[Matcher]
+    ) -> dict[int, tuple[dict[str, str], tuple[tuple[str, str], ...]]]:
+        """(labels, sorted label items) of these fingerprints, read from metrics_series unless all are cached."""
+        cache = self._labels
+        known = {fp: cache.get(fp) for fp in fps}  # a snapshot: another thread may empty the cache meanwhile
+        if any(entry is None for entry in known.values()):
+            read = {
+                fp: (labels, tuple(sorted(labels.items()))) for fp, labels in self._labels_matching(matchers).items()
+            }
+            if len(cache) + len(read) > LABEL_CACHE_SIZE:
+                cache.clear()
+            cache.update(read)
+            return read
+        return {fp: entry for fp, entry in known.items() if entry is not None}
 
     def _labels_matching(self, matchers: Sequence[Matcher]) -> dict[int, dict[str, str]]:
         """Labels by fingerprint of the series matching the selector (the same conditions as the samples)."""

@@ -51,10 +51,11 @@ class EvalContext:
         seen: set[tuple[tuple[str, str], ...]] = set()
         for matchers in alternatives:
             for s in self.reader.select(matchers, start_ms, end_ms):
-                key = tuple(sorted(s.labels.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
+                if len(alternatives) > 1:  # one selector's series are distinct label sets already
+                    key = tuple(sorted(s.labels.items()))
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 out.append(s)
                 self.samples += len(s.timestamps)
                 if self.samples > self.max_samples:

@@ -115,15 +115,30 @@ def _batch(name: str, rd: RangeData, rows: range, scalars: list[F64], times: I64
         return None
     offsets = np.arange(n, dtype=np.int64) * span
     key = np.repeat(offsets, lens) + (ts - base)
-    hi = np.searchsorted(key, offsets[:, None] + (rd.ends - base)[None, :], side="right").astype(np.int64)
-    lo = np.searchsorted(key, offsets[:, None] + (rd.ends - rd.range_ms - base)[None, :], side="right")
-    lo = lo.astype(np.int64)
+    lo, hi = _window_bounds(key, offsets, rd.ends - base, rd.range_ms)
     if name not in _WINDOW_FUNCTIONS:
         # Every window lies inside one series, so pairwise prefix sums never mix two series.
-        return _series(name, rd, ts, vals, lo, hi, scalars, times)
+        return _series(name, rd, ts, vals, lo, hi, scalars, times, starts=np.cumsum(lens)[:-1])
     flat_scalars = [np.tile(s, n) for s in scalars]
     v, ok = _windowed(name, rd, ts, vals, lo.ravel(), hi.ravel(), flat_scalars, np.tile(times, n))
     return v.reshape(n, steps), ok.reshape(n, steps)
+
+
+def _window_bounds(key: I64, offsets: I64, ends: I64, range_ms: int) -> tuple[I64, I64]:
+    """Index bounds [lo, hi) in `key` of every (series, step) window (end - range, end].
+
+    On a regular step grid whose step divides the range (a range query's usual shape), a window's start
+    is an earlier step's end: one search over the grid extended back by the range gives both bounds."""
+    steps = len(ends)
+    step = int(ends[1] - ends[0]) if steps > 1 else 0
+    back = range_ms // step if step > 0 and range_ms % step == 0 else 0
+    if 0 < back < steps and bool((np.diff(ends) == step).all()):
+        grid = ends[0] - range_ms + step * np.arange(steps + back, dtype=np.int64)
+        pos = np.searchsorted(key, offsets[:, None] + grid[None, :], side="right").astype(np.int64)
+        return pos[:, :steps], pos[:, back:]
+    hi = np.searchsorted(key, offsets[:, None] + ends[None, :], side="right").astype(np.int64)
+    lo = np.searchsorted(key, offsets[:, None] + (ends - range_ms)[None, :], side="right").astype(np.int64)
+    return lo, hi
 
 
 def _fmt(v: float) -> str:
@@ -159,9 +174,18 @@ def _absent_over_time(rd: RangeData, arg: Expr, n: int) -> Grid:
 
 
 def _series(
-    name: str, rd: RangeData, ts: I64, vals: F64, lo: I64, hi: I64, scalars: list[F64], times: I64
+    name: str,
+    rd: RangeData,
+    ts: I64,
+    vals: F64,
+    lo: I64,
+    hi: I64,
+    scalars: list[F64],
+    times: I64,
+    starts: I64 | None = None,
 ) -> tuple[F64, Bools]:
-    """One series' (or, batched, all series') values for the windows [lo, hi) of its samples."""
+    """One series' (or, batched, all series') values for the windows [lo, hi) of its samples; batched,
+    `starts` are the index of each series' first sample but the first."""
     if rd.mode is not None:
         return _extended(name, rd, ts, vals, lo, hi)
     count = hi - lo
@@ -181,7 +205,7 @@ def _series(
     if name == "ts_of_first_over_time":
         return ts[first] / 1000.0, has
     if name in ("rate", "increase", "delta"):
-        return _extrapolated_rate(rd, ts, vals, lo, hi, counter=name != "delta", is_rate=name == "rate")
+        return _extrapolated_rate(rd, ts, vals, lo, hi, starts, counter=name != "delta", is_rate=name == "rate")
     if name in ("irate", "idelta"):
         two = count >= 2
         a, b = vals[np.maximum(hi - 2, 0)], vals[last]
@@ -200,7 +224,7 @@ def _series(
 
 
 def _extrapolated_rate(
-    rd: RangeData, ts: I64, vals: F64, lo: I64, hi: I64, *, counter: bool, is_rate: bool
+    rd: RangeData, ts: I64, vals: F64, lo: I64, hi: I64, starts: I64 | None, *, counter: bool, is_rate: bool
 ) -> tuple[F64, Bools]:
     """Prometheus' extrapolatedRate for rate, increase and delta."""
     count = hi - lo
@@ -211,8 +235,9 @@ def _extrapolated_rate(
     with np.errstate(all="ignore"):
         result = vals[last] - vals[first]
         if counter:
-            corr = wm.reset_corrections(vals)
-            result = result + (corr[last] - corr[first])
+            corrections = wm.window_reset_corrections(vals, first, last, starts)
+            if corrections is not None:
+                result = result + corrections
         first_t, last_t = ts[first], ts[last]
         to_start = (first_t - range_start) / 1000.0
         to_end = (rd.ends - last_t) / 1000.0

@@ -122,8 +122,8 @@ def range_vector(ctx: EvalContext, node: Expr, times: I64) -> RangeData:
     out = RangeData([], [], [], te, range_ms, mode=mode, lookback_ms=ctx.lookback_ms)
     for s in series:
         ts, vals = s.timestamps, s.values
-        stale = is_stale(vals)
-        if stale.any():  # copying only series that have stale markers
+        stale = None if s.stale_free else is_stale(vals)
+        if stale is not None and stale.any():  # copying only series that have stale markers
             ts, vals = ts[~stale], vals[~stale]
         if len(ts):
             out.labels.append(s.labels)

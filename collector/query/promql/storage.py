@@ -34,6 +34,9 @@ class SeriesData:
     labels: dict[str, str]  # includes __name__
     timestamps: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    # True when the reader knows `values` hold no stale marker (it looked once for all series): the
+    # engine then skips looking per series. False means "not known", never "has one".
+    stale_free: bool = False
 
 
 class SeriesReader(Protocol):

@@ -175,3 +175,35 @@ def reset_corrections(values: F64) -> F64:
         return np.zeros(len(values))
     prev, cur = values[:-1], values[1:]
     return np.concatenate(([0.0], np.cumsum(np.where(cur < prev, prev, 0.0))))
+
+
+def window_reset_corrections(values: F64, first: I64, last: I64, starts: I64 | None = None) -> F64 | None:
+    """Per window, the sum of v[j-1] over the counter resets j (v[j] < v[j-1]) with first < j <= last, or
+    None when `values` hold no reset at all (the common case: then nothing is added).
+
+    For finite values, the same numbers as reset_corrections(values)[last] - reset_corrections(values)[first]
+    (its prefix sums are these with zeros added between the resets, and adding 0.0 changes no sum), at the
+    cost of one comparison over the samples and a search per window in the few resets. With several
+    series laid end to end, `starts` (their first indexes, ascending) are no resets: no window holds a
+    pair across two series.
+    """
+    if len(values) < 2:
+        return None
+    hits = np.flatnonzero(values[1:] < values[:-1]) + 1
+    if starts is not None and len(hits) and len(starts):
+        at = np.minimum(np.searchsorted(starts, hits), len(starts) - 1)  # starts ascend
+        hits = hits[starts[at] != hits]
+    if not len(hits):
+        return None
+    added = values[hits - 1]
+    a = np.searchsorted(hits, first, side="right")
+    b = np.searchsorted(hits, last, side="right")
+    if np.isfinite(added).all():
+        prefix = np.concatenate(([0.0], np.cumsum(added)))
+        return prefix[b] - prefix[a]
+    # An infinite counter value: a prefix difference would give inf - inf = NaN in windows after it, where
+    # Prometheus' sum over the window's own resets has none. Sum each window's resets (rare: only here).
+    out = np.zeros(len(first))
+    for i in np.flatnonzero(b > a).tolist():
+        out[i] = sum(added[a[i] : b[i]].tolist())
+    return out

@@ -176,9 +176,41 @@ def test_select_returns_numpy_arrays_in_range_with_stale_markers_bit_exact(engin
     ordinary, stale = got["b"].values
     assert math.isnan(ordinary) and struct.pack("<d", ordinary) != struct.pack("<d", STALE_NAN)
     assert struct.pack("<d", stale) == struct.pack("<d", STALE_NAN)
+    # The reader looks for stale markers once: a series without any says so, one with one does not claim it.
+    assert got["a"].stale_free and not got["b"].stale_free
     late = reads.select([Matcher("__name__", "=", "np_metric")], 6500, 7500)
     assert [(s.labels["i"], s.timestamps.tolist()) for s in late] == [("a", [7000])]  # b has nothing there
     assert reads.select([Matcher("__name__", "=", "np_metric")], 10_000, 20_000) == []
+
+
+def test_label_cache_answers_as_a_fresh_reader_and_finds_new_series(engine: Engine, db: str) -> None:
+    """Labels are cached by fingerprint (a hash of the label set): a warm reader answers exactly as a
+    fresh one, label matchers still filter, and a series written later is read (a cache miss)."""
+    writer = StoreWriter(engine, db)
+    first = MetricBatch()
+    for i in range(5):
+        first.add_sample({"__name__": "cached_metric", "i": str(i), "odd": str(i % 2)}, 1000, float(i))
+    writer.write_metrics([first])
+    warm = MetricReads(engine, db)
+    selectors = [
+        [Matcher("__name__", "=", "cached_metric")],
+        [Matcher("__name__", "=", "cached_metric"), Matcher("odd", "=", "1")],
+        [Matcher("__name__", "=", "cached_metric"), Matcher("i", "=~", "[0-2]")],
+    ]
+
+    def answer(reads: MetricReads, matchers: list[Matcher]) -> list[tuple[dict[str, str], list[float]]]:
+        return [(s.labels, s.values.tolist()) for s in reads.select(matchers, MIN_MS, MAX_MS)]
+
+    for _ in range(2):  # cold, then warm
+        for matchers in selectors:
+            assert answer(warm, matchers) == answer(MetricReads(engine, db), matchers)
+    later = MetricBatch()
+    later.add_sample({"__name__": "cached_metric", "i": "9", "odd": "1"}, 2000, 9.0)
+    writer.write_metrics([later])
+    assert [s.labels["i"] for s in warm.select(selectors[1], MIN_MS, MAX_MS)] == ["1", "3", "9"]
+    # Results own their label dicts: changing one leaves the cache alone.
+    warm.select(selectors[0], MIN_MS, MAX_MS)[0].labels["i"] = "changed"
+    assert answer(warm, selectors[0]) == answer(MetricReads(engine, db), selectors[0])
 
 
 def test_api_lookups(engine: Engine, db: str) -> None:
