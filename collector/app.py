@@ -21,6 +21,7 @@ from prometheus_client import exposition
 
 from collector import __version__
 from collector.api.jaeger import jaeger_router
+from collector.api.loki import LokiAPI, loki_router
 from collector.api.obs import obs_router
 from collector.api.prom_queries import QueryLimits, QueryRunner
 from collector.api.prometheus import PrometheusAPI, prometheus_router
@@ -38,6 +39,7 @@ from collector.receivers.otlp_http import otlp_router
 from collector.receivers.remote_write_http import remote_write_router
 from collector.receivers.scraper import Scraper, TargetStatus
 from collector.store.engine import Engine
+from collector.store.log_search import LogSearch
 from collector.store.promql_reads import MetricReads
 from collector.store.readers import StoreReader
 from collector.store.schema import apply_retention, migrate, tune_merges, wait_ready
@@ -134,6 +136,8 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
     app.include_router(prometheus_router(prometheus_api(c, targets)))
+    search = LogSearch(c.engine, c.settings.storage.database)
+    app.include_router(loki_router(LokiAPI(c.ingest, search, c.settings.limits.max_body_bytes)))
     trace_search = TraceSearch(c.engine, c.settings.storage.database)
     app.include_router(jaeger_router(trace_search))
     app.include_router(tempo_router(trace_search))
