@@ -235,9 +235,7 @@ def _extrapolated_rate(
     with np.errstate(all="ignore"):
         result = vals[last] - vals[first]
         if counter:
-            corrections = wm.window_reset_corrections(vals, first, last, starts)
-            if corrections is not None:
-                result = result + corrections
+            wm.add_reset_corrections(result, vals, first, last, starts)
         first_t, last_t = ts[first], ts[last]
         to_start = (first_t - range_start) / 1000.0
         to_end = (rd.ends - last_t) / 1000.0

@@ -177,16 +177,10 @@ def reset_corrections(values: F64) -> F64:
     return np.concatenate(([0.0], np.cumsum(np.where(cur < prev, prev, 0.0))))
 
 
-def window_reset_corrections(values: F64, first: I64, last: I64, starts: I64 | None = None) -> F64 | None:
-    """Per window, the sum of v[j-1] over the counter resets j (v[j] < v[j-1]) with first < j <= last, or
-    None when `values` hold no reset at all (the common case: then nothing is added).
-
-    For finite values, the same numbers as reset_corrections(values)[last] - reset_corrections(values)[first]
-    (its prefix sums are these with zeros added between the resets, and adding 0.0 changes no sum), at the
-    cost of one comparison over the samples and a search per window in the few resets. With several
-    series laid end to end, `starts` (their first indexes, ascending) are no resets: no window holds a
-    pair across two series.
-    """
+def _window_resets(values: F64, first: I64, last: I64, starts: I64 | None) -> tuple[F64, I64, I64] | None:
+    """The counter resets j (v[j] < v[j-1]): their v[j-1], and per window the range [a, b) of them with
+    first < j <= last; None when `values` hold no reset at all (the common case). With several series
+    laid end to end, `starts` (their first indexes, ascending) are no resets."""
     if len(values) < 2:
         return None
     hits = np.flatnonzero(values[1:] < values[:-1]) + 1
@@ -195,15 +189,22 @@ def window_reset_corrections(values: F64, first: I64, last: I64, starts: I64 | N
         hits = hits[starts[at] != hits]
     if not len(hits):
         return None
-    added = values[hits - 1]
-    a = np.searchsorted(hits, first, side="right")
-    b = np.searchsorted(hits, last, side="right")
-    if np.isfinite(added).all():
-        prefix = np.concatenate(([0.0], np.cumsum(added)))
-        return prefix[b] - prefix[a]
-    # An infinite counter value: a prefix difference would give inf - inf = NaN in windows after it, where
-    # Prometheus' sum over the window's own resets has none. Sum each window's resets (rare: only here).
-    out = np.zeros(len(first))
-    for i in np.flatnonzero(b > a).tolist():
-        out[i] = sum(added[a[i] : b[i]].tolist())
-    return out
+    return values[hits - 1], np.searchsorted(hits, first, side="right"), np.searchsorted(hits, last, side="right")
+
+
+def add_reset_corrections(result: F64, values: F64, first: I64, last: I64, starts: I64 | None = None) -> None:
+    """Add to result[i], one at a time and in order, v[j-1] for each counter reset j with first[i] < j <= last[i]
+    (`result`, `first` and `last` of one shape; `result` is changed in place).
+
+    That is how Prometheus' extrapolatedRate adds them to last - first, so the sums agree bit for bit;
+    prefix sums over the batch's resets would carry other windows' (and other series') rounding into
+    every window, and turn inf - inf into NaN after an infinite counter value.
+    """
+    found = _window_resets(values, first, last, starts)
+    if found is None:
+        return
+    added, a, b = found
+    a, held = a.ravel(), (b - a).ravel()  # windows may come as a (step x series) grid: work on it flat
+    for k in range(int(held.max(initial=0))):  # the k-th reset of every window holding k+1 or more
+        rows = np.flatnonzero(held > k)
+        result[np.unravel_index(rows, result.shape)] += added[a[rows] + k]
