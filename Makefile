@@ -25,8 +25,8 @@ venv: $(STAMP)
 	@# The venv may be shared by several checkouts: point the editable install at this one.
 	@$(BIN)/python -c "import collector, pathlib, sys; sys.exit(pathlib.Path(collector.__file__).resolve().parent.parent != pathlib.Path.cwd().resolve())" 2>/dev/null \
 		|| $(BIN)/pip install --quiet --no-deps -e .
-	@# The C span flattener, rebuilt when its source changes (optional: Python takes over without it).
-	@$(BIN)/python setup.py --quiet build_ext --inplace 2>/dev/null || echo "note: C flattener not built; using the Python one"
+	@# The C span flattener and line protocol scanner, rebuilt when their sources change (optional: Python takes over).
+	@$(BIN)/python setup.py --quiet build_ext --inplace 2>/dev/null || echo "note: C extensions not built; using the Python paths"
 
 # The demo with its load generator running, so there is something to look at; `make up LOAD=` without.
 LOAD ?= --load
