@@ -67,8 +67,9 @@ def write_table() -> str:
         lines += [f"## {module.split('.')[-1]}", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {key} | {data.get(key)} |" for key in keys]
         lines += ["", f"Run: `{data.get('command', 'python -m ' + module)}`", ""]
-        if isinstance(data.get("runs"), list):
-            lines += ["Runs: " + ", ".join(str(r.get("acked_spans_per_s")) for r in data["runs"]), ""]
+        runs = data.get("runs")
+        if isinstance(runs, list) and all(isinstance(r, dict) and "acked_spans_per_s" in r for r in runs):
+            lines += ["Runs: " + ", ".join(str(r["acked_spans_per_s"]) for r in runs), ""]
         if "queries" in data:  # per query: each server's median and the ratios
             lines += ["| query | collector ms | prometheus ms | victoriametrics ms | vs prometheus | vs vm |"]
             lines += ["| --- | --- | --- | --- | --- | --- |"]
