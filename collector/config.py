@@ -377,19 +377,24 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str], prefix: str = "OBS_"
     return origins
 
 
+def read_yaml(path: Path | None) -> dict[str, Any]:
+    """The whole obs.yaml as a mapping ({} without a file), every section. Raises ConfigError."""
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return loaded or {}
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the YAML file (if any), apply environment overrides, validate. Raises ConfigError."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
-        data = loaded or {}
+    data = read_yaml(path)
     data.pop(STACK_KEY, None)  # the local stack's settings: `obs up` reads and checks them (obs/stack_config.py)
     origins = apply_env(data, os.environ if env is None else env)
     try:

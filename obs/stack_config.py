@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.config import STACK_ENV_PREFIX, ConfigError, Duration, apply_env
@@ -113,21 +112,6 @@ class StackConfig(_Section):
 def _apply_stack_env(stack: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """OBS_STACK__A__B=v sets stack['a']['b'] (value parsed as YAML); returns key path -> variable name."""
     return {f"stack.{key}": name for key, name in apply_env(stack, env, STACK_ENV_PREFIX).items()}
-
-
-def read_yaml(path: Path | None) -> dict[str, Any]:
-    """The whole obs.yaml as a mapping ({} without a file). Raises ConfigError."""
-    if path is None:
-        return {}
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return loaded or {}
 
 
 def split_config(data: dict[str, Any], env: Mapping[str, str], source: str) -> tuple[StackConfig, dict[str, Any]]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from collector.config import ConfigError, Settings, load_settings
-from obs.stack_config import StackConfig, collector_env, read_yaml, split_config
+from collector.config import ConfigError, Settings, load_settings, read_yaml
+from obs.stack_config import StackConfig, collector_env, split_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,19 +185,22 @@ def build_stages(loaded: LoadedStack, env: Mapping[str, str], load_rate: float |
         health_url=f"{urls['http']}/readyz",
     )
     stages.append(Stage("collector", [collector]))
-    if stack.discovery.enabled:
-        port = stack.discovery.port
-        spec = ProcessSpec(
-            name="discovery",
-            service="discovery",
-            instance_id="discovery",
-            argv=[py, "-m", "discovery", "--port", str(port)],
-            env=service_env("discovery", "discovery"),
-            log_path=log("discovery"),
+
+    def singleton(name: str, port: int) -> ProcessSpec:
+        """discovery or the gateway: one process, `python -m <name>`, alive once /healthz answers."""
+        return ProcessSpec(
+            name=name,
+            service=name,
+            instance_id=name,
+            argv=[py, "-m", name, "--port", str(port)],
+            env=service_env(name, name),
+            log_path=log(name),
             port=port,
             health_url=f"http://127.0.0.1:{port}/healthz",
         )
-        stages.append(Stage("discovery", [spec]))
+
+    if stack.discovery.enabled:
+        stages.append(Stage("discovery", [singleton("discovery", stack.discovery.port)]))
     services: list[ProcessSpec] = []
     for name, svc in stack.services.items():
         if not svc.enabled:
@@ -223,18 +226,7 @@ def build_stages(loaded: LoadedStack, env: Mapping[str, str], load_rate: float |
     if services:
         stages.append(Stage("services", services))
     if stack.gateway.enabled:
-        port = stack.gateway.port
-        spec = ProcessSpec(
-            name="gateway",
-            service="gateway",
-            instance_id="gateway",
-            argv=[py, "-m", "gateway", "--port", str(port)],
-            env=service_env("gateway", "gateway"),
-            log_path=log("gateway"),
-            port=port,
-            health_url=f"http://127.0.0.1:{port}/healthz",
-        )
-        stages.append(Stage("gateway", [spec]))
+        stages.append(Stage("gateway", [singleton("gateway", stack.gateway.port)]))
     if load_rate is not None:
         if not stack.gateway.enabled:
             raise ConfigError("--load needs the gateway (stack.gateway.enabled is false)")
