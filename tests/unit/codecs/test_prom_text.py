@@ -456,7 +456,9 @@ def test_escaped_label_values_round_trip(values: list[str], value: float, conten
         return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
     labels = ",".join(f'l{i}="{esc(v)}"' for i, v in enumerate(values))
-    body = f"foo{{{labels}}} {value!r}\n# EOF\n".replace("inf", "Inf")
+    # Python spells infinity "inf"; the format wants "+Inf". Only the value is respelled, never a label.
+    number = repr(value).replace("inf", "Inf")
+    body = f"foo{{{labels}}} {number}\n# EOF\n"
     [sample] = parse(body.encode(), content_type).samples
     assert sample.labels == tuple((f"l{i}", v) for i, v in enumerate(values))
     assert sample.value == value
