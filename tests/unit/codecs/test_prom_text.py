@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 from prometheus_client.exposition import generate_latest as generate_0_0_4
@@ -451,6 +451,7 @@ _LABEL_VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_charact
     value=st.floats(allow_nan=False),
     content_type=st.sampled_from([PROM, OM]),
 )
+@example(values=["inf"], value=float("inf"), content_type=PROM)
 def test_escaped_label_values_round_trip(values: list[str], value: float, content_type: str) -> None:
     def esc(v: str) -> str:
         return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
