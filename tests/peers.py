@@ -171,3 +171,25 @@ def victoria_metrics(workdir: Path, *flags: str) -> Iterator[tuple[str, Peer]]:
         yield url, peer
     finally:
         peer.stop()
+
+
+@contextmanager
+def alertmanager(config: str, workdir: Path) -> Iterator[str]:
+    """Alertmanager (Debian `prometheus-alertmanager`) with `config` (YAML text), clustering off; yields its URL."""
+    binary = require("prometheus-alertmanager", "prometheus-alertmanager")
+    port = free_port()
+    (workdir / "alertmanager.yml").write_text(config)
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        binary,
+        f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    peer = Peer(argv, f"{url}/-/ready", workdir / "alertmanager.log")
+    peer.start()
+    try:
+        yield url
+    finally:
+        peer.stop()
