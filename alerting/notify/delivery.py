@@ -145,6 +145,13 @@ class Delivery:
         self.dead_letters.append(n.receiver, n.integration, n.payload, attempt, error, self._clock())
         return False
 
+    def give_up(self, receiver: str, integration: str, payload: Any, error: str) -> None:
+        """Record a notification that could not even be built (e.g. its template failed) as failed, dead-lettered."""
+        labels = {"receiver": receiver, "integration": integration}
+        self._metrics.notifications.labels(**labels).inc()
+        self._metrics.notifications_failed.labels(**labels).inc()
+        self.dead_letters.append(receiver, integration, payload, 0, error, self._clock())
+
     def _attempt(self, n: HttpNotification) -> DeliveryFailed | None:
         headers = {"Content-Type": "application/json", "User-Agent": "observatory-alerting", **n.headers}
         try:

@@ -202,12 +202,15 @@ class Dispatcher:
             ]:
                 del self._alerts[key]
             stored = list(self._alerts.values())
-            members: dict[tuple[str, str], list[Alert]] = {}
+            members: dict[tuple[str, str], list[Alert]] = {}  # unmuted alerts per group
+            occupied: set[tuple[str, str]] = set()  # groups with any alert, muted or not
             routed: dict[str, list[Alert]] = {}
             firing = [s.alert.labels for s in stored if s.alert.state is AlertState.FIRING]
             silenced = inhibited = 0
             for s in stored:
                 a = s.alert
+                keys = [(route.id, labels_string(route.group_labels(a.labels))) for route in s.routes]
+                occupied.update(keys)
                 for r in {r.receiver for r in s.routes}:
                     routed.setdefault(r, []).append(a)
                 if self.silences.mutes(a.labels, now):
@@ -216,17 +219,17 @@ class Dispatcher:
                 if self.inhibitor.mutes(a.labels, firing):
                     inhibited += 1
                     continue
-                for route in s.routes:
-                    members.setdefault((route.id, labels_string(route.group_labels(a.labels))), []).append(a)
+                for key in keys:
+                    members.setdefault(key, []).append(a)
             self.metrics.muted.labels(reason="silenced").set(silenced)
             self.metrics.muted.labels(reason="inhibited").set(inhibited)
             self._track_flapping(stored)
             jobs: list[_Job] = []
             for gkey, group in list(self._groups.items()):
-                alerts = members.get(gkey, [])
-                if not alerts and not any(gkey[0] == r.id for s in stored for r in s.routes):
-                    del self._groups[gkey]  # no alert of its route left at all
+                if gkey not in occupied:
+                    del self._groups[gkey]  # its alerts are gone; the notification log remembers what was sent
                     continue
+                alerts = members.get(gkey, [])
                 if group.next_flush > now:
                     continue
                 group.next_flush = now + group.route.group_interval_s

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jinja2
+
 from alerting.notify.config import WebhookConfig, jinja_environment
 from alerting.notify.delivery import Delivery, HttpNotification
 from alerting.notify.integration import GroupNotification
@@ -40,7 +42,20 @@ class WebhookIntegration:
         return text.encode(), text
 
     def send(self, n: GroupNotification) -> bool:
-        body, payload = self.render(n)
+        try:
+            body, payload = self.render(n)
+        except jinja2.TemplateError as e:
+            # StrictUndefined: e.g. a label the template expects is missing on this alert. Not retryable.
+            message = webhook_message(
+                receiver=n.receiver,
+                group_key=n.group_key,
+                group_labels=n.group_labels,
+                alerts=n.alerts,
+                external_url=self.external_url,
+                max_alerts=self.config.max_alerts,
+            )
+            self._delivery.give_up(n.receiver, self.kind, message, f"body_template failed: {type(e).__name__}: {e}")
+            return False
         return self._delivery.post(
             HttpNotification(
                 receiver=n.receiver,

@@ -176,6 +176,7 @@ def test_500_then_200_is_delivered_once(make_dispatcher: Callable[..., tuple[Dis
         labels = {"receiver": "ops", "integration": "webhook"}
         assert reg.get_sample_value("alerting_notifications_total", labels) == 1
         assert reg.get_sample_value("alerting_notification_requests_total", labels) == 2
+        assert reg.get_sample_value("alerting_notification_latency_seconds_count", labels) == 1
         assert reg.get_sample_value("alerting_notifications_failed_total", labels) is None  # never incremented
         assert not (d.dead_letters.path).exists()
 

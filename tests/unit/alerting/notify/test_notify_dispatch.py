@@ -284,3 +284,24 @@ def test_routes_send_to_their_receivers(tmp_path: Path) -> None:
     d.close()
     assert [n.receiver for n in sinks["orders"].sent] == ["orders"]
     assert [sorted(a.name for a in n.alerts) for n in sinks["default"].sent] == [["B"]]
+
+
+def test_background_thread_ticks_until_stopped(tmp_path: Path) -> None:
+    import time
+
+    config = build_notify_config(
+        {"receivers": [{"name": "ops"}], "route": {"receiver": "ops", "group_wait": "0s"}, "tick_interval": "20ms"}
+    )
+    sink = RecordingIntegration()
+    d = Dispatcher(config, tmp_path, CollectorRegistry(), integrations={"ops": [sink]})
+    d.start()
+    try:
+        now = time.time()
+        d.notify([firing("A", now)], now)
+        deadline = time.monotonic() + 10
+        while not sink.sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        d.close()
+    assert sink.summary() == [[("A", "", "firing")]]
+    assert d._thread is None  # stopped and joined
