@@ -3,6 +3,41 @@
 The service's config loader embeds this under `alerting.notify`; `build_notify_config` turns that mapping
 into a frozen `NotifyConfig` or raises `NotifyConfigError` naming the key. Durations are seconds (floats);
 in YAML they are Prometheus durations (`30s`, `5m`, `1h30m`, `500ms`) or plain numbers of seconds.
+An empty mapping gives the default: one receiver, `log`, that writes a log line per notification.
+
+    alerting:
+      notify:
+        external_url: http://localhost:9094
+        receivers:
+          - name: ops
+            webhook_configs:
+              - url: http://127.0.0.1:5001/hook
+                send_resolved: true        # default
+                max_alerts: 0              # 0: all
+                timeout: 10s
+                headers: {X-Team: ops}
+                body_template: |           # optional Jinja2; default: the Alertmanager v4 JSON message
+                  {"text": "[{{ status }}] {{ commonLabels.alertname }} ({{ alerts | length }})"}
+            alertmanager_configs:
+              - url: http://127.0.0.1:9093  # we POST /api/v2/alerts
+                resend_delay: 1m
+            log: true
+        route:
+          receiver: ops
+          group_by: [alertname, service]   # ['...']: all labels
+          group_wait: 30s
+          group_interval: 5m
+          repeat_interval: 0s              # 0: state changes only; > 0 repeats like Alertmanager
+          routes:
+            - matchers: ['severity="critical"', 'service=~"orders|payments"']
+              receiver: ops
+              continue: false
+        inhibit_rules:
+          - source_matchers: ['severity="critical"']
+            target_matchers: ['severity="warning"']
+            equal: [service]
+        retry: {initial_backoff: 500ms, max_backoff: 30s, max_attempts: 5, max_elapsed: 2m}
+        dead_letter: null                  # default: <state dir>/dead_letters.jsonl
 """
 
 from __future__ import annotations
@@ -220,6 +255,8 @@ class NotifyConfig(_Frozen):
 
 def build_notify_config(data: Mapping[str, Any], prefix: str = "alerting.notify") -> NotifyConfig:
     """Validate a mapping (as read from YAML) into a NotifyConfig; errors name the key under `prefix`."""
+    if not data:
+        return NotifyConfig(receivers=(ReceiverConfig(name="log", log=True),), route=RouteConfig(receiver="log"))
     try:
         return NotifyConfig.model_validate(dict(data))
     except ValidationError as e:

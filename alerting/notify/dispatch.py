@@ -213,11 +213,13 @@ class Dispatcher:
                 occupied.update(keys)
                 for r in {r.receiver for r in s.routes}:
                     routed.setdefault(r, []).append(a)
+                # Muted resolutions are not sent either (Alertmanager's MuteStage); the gauge counts firing alerts.
+                active = a.state is AlertState.FIRING
                 if self.silences.mutes(a.labels, now):
-                    silenced += 1
+                    silenced += active
                     continue
                 if self.inhibitor.mutes(a.labels, firing):
-                    inhibited += 1
+                    inhibited += active
                     continue
                 for key in keys:
                     members.setdefault(key, []).append(a)

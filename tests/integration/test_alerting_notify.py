@@ -257,13 +257,13 @@ def test_jinja_body_is_delivered_as_rendered(
 
 AM_CONFIG = """
 route:
-  receiver: test
+  receiver: team.test
   group_by: [alertname]
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 1h
 receivers:
-  - name: test
+  - name: team.test
     webhook_configs:
       - url: {url}
 """
@@ -282,7 +282,7 @@ def test_alertmanager_receives_our_alerts_and_delivers_v4(
         rx.wait_for(lambda: bool(rx.delivered("/am")))
         from_am = rx.delivered("/am")[0].json()
         check_v4(from_am)
-        assert from_am["status"] == "firing" and from_am["receiver"] == "test"
+        assert from_am["status"] == "firing" and from_am["receiver"] == "team\\.test"  # regexp.QuoteMeta, as ours
         assert from_am["alerts"][0]["labels"] == dict(a.labels)
         assert from_am["alerts"][0]["annotations"] == dict(a.annotations)
         assert from_am["alerts"][0]["generatorURL"] == a.generator_url

@@ -86,6 +86,23 @@ def test_duplicate_receivers() -> None:
         build_notify_config(data)
 
 
+def test_empty_means_a_log_receiver() -> None:
+    c = build_notify_config({})
+    assert [(r.name, r.log) for r in c.receivers] == [("log", True)] and c.route.receiver == "log"
+
+
+def test_documented_example_is_valid() -> None:
+    import yaml
+
+    from alerting.notify import config as module
+
+    assert module.__doc__ is not None
+    text = module.__doc__.split("    alerting:\n", 1)[1]
+    example = yaml.safe_load("alerting:\n" + "\n".join(line[4:] for line in text.splitlines()))
+    c = build_notify_config(example["alerting"]["notify"])
+    assert c.receivers[0].webhook_configs[0].headers == {"X-Team": "ops"} and c.inhibit_rules[0].equal == ("service",)
+
+
 def test_config_is_frozen() -> None:
     c = build_notify_config(BASE)
     with pytest.raises(Exception, match="frozen"):
