@@ -305,3 +305,19 @@ def test_background_thread_ticks_until_stopped(tmp_path: Path) -> None:
         d.close()
     assert sink.summary() == [[("A", "", "firing")]]
     assert d._thread is None  # stopped and joined
+
+
+def test_held_alert_keeps_what_was_last_sent_while_its_group_notifies(
+    dispatcher: tuple[Dispatcher, RecordingIntegration, CollectorRegistry],
+) -> None:
+    d, sink, _ = dispatcher
+    a = firing("A", T0, i="1")
+    d.notify([a], T0)
+    d.tick(T0 + 30)
+    # While A flaps, B joins the group: B goes out without A, and A's last sent state is remembered...
+    d.notify([firing("A", T0, flapping=True, i="1"), firing("A", T0 + 60, i="2")], T0 + 60)
+    d.tick(T0 + 330)
+    # ...so that when A settles still firing, nothing is sent again.
+    d.notify([a, firing("A", T0 + 60, i="2")], T0 + 400)
+    d.tick(T0 + 630)
+    assert [[x.labels["i"] for x in n.alerts] for n in sink.sent] == [["1"], ["2"]]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from alerting.notify.matchers import MatcherError, MatchOp, matchers_string, parse_matcher, parse_matchers
+from alerting.notify.matchers import Matcher, MatcherError, MatchOp, matchers_string, parse_matcher, parse_matchers
 
 
 @pytest.mark.parametrize(
@@ -65,3 +67,14 @@ def test_string_form_is_alertmanagers() -> None:
     assert matchers_string(parse_matchers('{b=~"x.*", a = b}')) == '{b=~"x.*",a="b"}'
     with pytest.raises(MatcherError, match="exactly one"):
         parse_matcher("a=b, c=d")
+
+
+@given(
+    name=st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True),
+    op=st.sampled_from([MatchOp.EQ, MatchOp.NE]),
+    value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+)
+def test_string_form_round_trips(name: str, op: MatchOp, value: str) -> None:
+    m = Matcher(name, op, value)
+    assert parse_matchers(str(m)) == (m,)
+    assert parse_matchers(matchers_string([m, m])) == (m, m)

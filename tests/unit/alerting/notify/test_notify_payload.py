@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerting.model import fingerprint
 from alerting.notify.payload import labels_string, postable_alert, webhook_message
@@ -89,3 +91,8 @@ def test_parse_go_nanoseconds_and_offsets() -> None:
 
 def test_labels_string() -> None:
     assert labels_string({"b": 'x"y', "a": "1"}) == '{a="1", b="x\\"y"}'
+
+
+@given(st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False))
+def test_time_round_trip_property(t: float) -> None:
+    assert parse_rfc3339(format_rfc3339(t)) == pytest.approx(t, abs=1e-6)
