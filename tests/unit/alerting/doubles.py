@@ -1,13 +1,14 @@
 """Small real test doubles for the evaluator's own seams: an in-memory series table, a recording notifier.
 
 SeriesTable is a tiny TSDB: `write` is a `write_samples` sink, and calling it is a QueryFunc that answers
-`name`, `name{label="value"}` and either of those followed by `> N`, `< N`, ... (a filter, which keeps
-the name) with each series' newest
-sample within the 5-minute lookback (stale markers end a series), as an instant query does.
+`name`, `name{label="value"}` and either of those followed by `> N`, `< N`, ... (a filter, which keeps the
+name) with each series' newest sample within the 5-minute lookback (stale markers end a series), as an
+instant query does. `go_time_ns` reads the times Prometheus' API writes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import operator
 import re
@@ -95,3 +96,10 @@ class RecordingNotifier:
     @property
     def last(self) -> list[Alert]:
         return self.calls[-1][0] if self.calls else []
+
+
+def go_time_ns(text: str) -> int:
+    """Go's RFC 3339 (nanoseconds, UTC 'Z') as Unix nanoseconds."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    seconds = int(dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC).timestamp())
+    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])

@@ -221,4 +221,5 @@ def test_run_evaluates_at_the_groups_slots(tmp_path: Path) -> None:
     for _, at in table.queries:
         phase = (round(at * 1e9) - offset) % 50_000_000
         assert min(phase, 50_000_000 - phase) < 2000  # nanoseconds: a float holds ~200 ns at today's epoch
-    assert registry.get_sample_value("prometheus_rule_group_iterations_total", {"rule_group": group.key}) >= 3
+    iterations = registry.get_sample_value("prometheus_rule_group_iterations_total", {"rule_group": group.key})
+    assert iterations is not None and iterations >= 3
