@@ -117,6 +117,9 @@ def sprint_value(v: object) -> str:
         return str(v)
     if isinstance(v, float):
         return format_float(v)
+    if isinstance(v, complex):
+        imag = format_float(v.imag)
+        return f"({format_float(v.real)}{'' if imag[0] in '+-' else '+'}{imag}i)"
     if isinstance(v, str):
         return v
     if isinstance(v, dict):

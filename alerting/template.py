@@ -232,12 +232,14 @@ class Executor:
             finally:
                 del self.vars[mark:]
 
-    def set_var(self, name: str, value: object, assign: bool) -> None:
+    def set_var(self, name: str, value: object, assign: bool, node: Node | None = None) -> None:
         if assign:
             for i in range(len(self.vars) - 1, -1, -1):
                 if self.vars[i][0] == name:
                     self.vars[i] = (name, value)
                     return
+            if node is not None:
+                raise self.error(node, f"undefined variable: {name}")
         self.vars.append((name, value))
 
     # --- expressions ------------------------------------------------------------------------------------
@@ -248,13 +250,15 @@ class Executor:
             value = self.command(dot, cmd, value)
         if declare:
             for name in pipe.decl:
-                self.set_var(name, value, pipe.is_assign)
+                self.set_var(name, value, pipe.is_assign, pipe.cmds[-1])  # Go reports the last command
         return value
 
     def command(self, dot: object, cmd: Command, final: object) -> object:
         first = cmd.args[0]
         if isinstance(first, Identifier):
             return self.call(dot, first, cmd.args[1:], final, cmd)
+        if isinstance(first, Literal) and first.text == "nil":
+            raise self.error(first, "nil is not a command")
         if len(cmd.args) > 1 or final is not _MISSING:
             if isinstance(first, Field | Variable | Chain) and (
                 (isinstance(first, Field | Chain) and first.names) or (isinstance(first, Variable) and first.names)

@@ -1,7 +1,7 @@
-"""Go text/template syntax (the subset Prometheus alert templates use): lexing and parsing into a tree.
+"""Go text/template syntax (the subset Prometheus alert templates use): parsing tokens into a tree.
 
-The tree is checked at parse time as Go checks it: functions must be known, variables declared before use
-(scoped to the enclosing if/with/range), and `else`/`end` must match. Positions are 1-based line and
+The tree is checked at parse time as Go 1.19 checks it: functions must be known, variables declared before
+use (scoped to the enclosing if/with/range), and `else`/`end` must match. Positions are 1-based line and
 column in the template text as written (Prometheus' error messages count the prelude it prepends; ours
 point at the user's text).
 """
@@ -11,18 +11,9 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-KEYWORDS = ("block", "break", "continue", "define", "else", "end", "if", "range", "nil", "template", "with")
+from alerting.template_lexer import TemplateError, Token, lex, line_col, parse_number, unquote
 
-
-class TemplateError(Exception):
-    """A template that does not parse (at `line`:`col`) or could not be executed."""
-
-    def __init__(self, message: str, line: int = 0, col: int = 0, pos: int = 0) -> None:
-        super().__init__(f"{line}:{col}: {message}" if line else message)
-        self.line = line
-        self.col = col
-        self.pos = pos  # offset in the template text
-        self.reason = message
+__all__ = ["Parser", "TemplateError", "line_col", "unquote"]
 
 
 # --- tree -----------------------------------------------------------------------------------------------
@@ -113,251 +104,6 @@ class TemplateCall(Node):  # {{template "name" pipeline}}
     pipe: Pipeline | None
 
 
-# --- lexer ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Token:
-    kind: str  # text, left, right, space, ident, field, var, string, raw, char, number, bool, pipe, lparen,
-    # rparen, declare, assign, comma, keyword, dot, eof, comment
-    val: str
-    pos: int
-
-
-_SPACE = " \t\r\n"
-
-
-def _is_alnum(c: str) -> bool:
-    return c == "_" or c.isalnum()
-
-
-def lex(text: str) -> list[Token]:
-    toks: list[Token] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        j = text.find("{{", i)
-        if j < 0:
-            toks.append(Token("text", text[i:], i))
-            break
-        trim_left = j + 2 < n and text[j + 2] == "-" and j + 3 < n and text[j + 3] in _SPACE
-        chunk = text[i:j]
-        if trim_left:
-            chunk = chunk.rstrip(_SPACE)
-        if chunk:
-            toks.append(Token("text", chunk, i))
-        i = _lex_action(text, j, trim_left, toks)
-    toks.append(Token("eof", "", n))
-    return toks
-
-
-def _right_delim_at(text: str, i: int) -> tuple[bool, bool]:
-    """(is a right delimiter here, with trim marker)."""
-    if text.startswith("}}", i):
-        return True, False
-    if text[i] in _SPACE:
-        k = i
-        while k < len(text) and text[k] in _SPACE:
-            k += 1
-        if text.startswith("-}}", k) and k > i:
-            return True, True
-    return False, False
-
-
-def _after_right(text: str, i: int, trim: bool) -> int:
-    """Offset after the right delimiter starting at i (spaces then -}} when trim), trimming following space."""
-    if not trim:
-        return i + 2
-    k = i
-    while text[k] in _SPACE:
-        k += 1
-    k += 3
-    while k < len(text) and text[k] in _SPACE:
-        k += 1
-    return k
-
-
-def _lex_action(text: str, start: int, trim_left: bool, toks: list[Token]) -> int:
-    n = len(text)
-    i = start + (4 if trim_left else 2)
-    toks.append(Token("left", "{{", start))
-    if text.startswith("/*", i):
-        end = text.find("*/", i + 2)
-        if end < 0:
-            raise _lex_error("unclosed comment", text, start)
-        k = end + 2
-        is_right, trim = _right_delim_at(text, k) if k < n else (False, False)
-        if not is_right:
-            raise _lex_error("comment ends before closing delimiter", text, start)
-        toks.pop()
-        return _after_right(text, k, trim)
-    paren = 0
-    while True:
-        if i >= n:
-            raise _lex_error("unclosed action", text, start)
-        is_right, trim = _right_delim_at(text, i)
-        if is_right:
-            if paren > 0:
-                raise _lex_error("unclosed left paren", text, i)
-            toks.append(Token("right", "}}", i))
-            return _after_right(text, i, trim)
-        c = text[i]
-        if c in _SPACE:
-            k = i
-            while k < n and text[k] in _SPACE:
-                k += 1
-            toks.append(Token("space", text[i:k], i))
-            i = k
-        elif c == "=":
-            toks.append(Token("assign", "=", i))
-            i += 1
-        elif c == ":":
-            if not text.startswith(":=", i):
-                raise _lex_error("expected :=", text, i)
-            toks.append(Token("declare", ":=", i))
-            i += 2
-        elif c == "|":
-            toks.append(Token("pipe", "|", i))
-            i += 1
-        elif c == ",":
-            toks.append(Token("comma", ",", i))
-            i += 1
-        elif c == "(":
-            paren += 1
-            toks.append(Token("lparen", "(", i))
-            i += 1
-        elif c == ")":
-            paren -= 1
-            if paren < 0:
-                raise _lex_error("unexpected right paren", text, i)
-            toks.append(Token("rparen", ")", i))
-            i += 1
-        elif c == '"':
-            k = i + 1
-            while k < n and text[k] != '"':
-                if text[k] == "\\":
-                    k += 1
-                if k >= n or text[k] == "\n":
-                    raise _lex_error("unterminated quoted string", text, i)
-                k += 1
-            if k >= n:
-                raise _lex_error("unterminated quoted string", text, i)
-            toks.append(Token("string", text[i : k + 1], i))
-            i = k + 1
-        elif c == "`":
-            k = text.find("`", i + 1)
-            if k < 0:
-                raise _lex_error("unterminated raw quoted string", text, i)
-            toks.append(Token("raw", text[i : k + 1], i))
-            i = k + 1
-        elif c == "'":
-            k = i + 1
-            while k < n and text[k] != "'":
-                if text[k] == "\\":
-                    k += 1
-                k += 1
-            if k >= n:
-                raise _lex_error("unterminated character constant", text, i)
-            toks.append(Token("char", text[i : k + 1], i))
-            i = k + 1
-        elif c == "$":
-            k = i + 1
-            while k < n and _is_alnum(text[k]):
-                k += 1
-            toks.append(Token("var", text[i:k], i))
-            i = k
-        elif c == "." and not (i + 1 < n and text[i + 1].isdigit()):
-            k = i + 1
-            while k < n and _is_alnum(text[k]):
-                k += 1
-            toks.append(Token("field" if k > i + 1 else "dot", text[i:k], i))
-            i = k
-        elif c.isdigit() or (c in "+-." and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == ".")):
-            k = i + 1
-            while k < n and (_is_alnum(text[k]) or text[k] in ".+-"):
-                # a sign belongs to the number only right after an exponent marker
-                if text[k] in "+-" and text[k - 1] not in "eEpP":
-                    break
-                k += 1
-            toks.append(Token("number", text[i:k], i))
-            i = k
-        elif _is_alnum(c):
-            k = i
-            while k < n and _is_alnum(text[k]):
-                k += 1
-            word = text[i:k]
-            kind = "keyword" if word in KEYWORDS else "bool" if word in ("true", "false") else "ident"
-            toks.append(Token(kind, word, i))
-            i = k
-        else:
-            raise _lex_error(f"unexpected {c!r} in command", text, i)
-
-
-def _lex_error(message: str, text: str, pos: int) -> TemplateError:
-    return TemplateError(message, *line_col(text, pos), pos=pos)
-
-
-def line_col(text: str, pos: int) -> tuple[int, int]:
-    line = text.count("\n", 0, pos) + 1
-    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return line, col
-
-
-# --- parser ---------------------------------------------------------------------------------------------
-
-
-def parse_number(text: str) -> tuple[object, bool]:
-    """A Go number constant as the value text/template gives it: int unless it needs to be a float."""
-    body = text.replace("_", "")
-    try:
-        if any(c in body for c in ".eEpP") and not body.lower().lstrip("+-").startswith("0x"):
-            return float(body), True
-        return int(body, 0), True
-    except ValueError:
-        try:
-            return float.fromhex(body), True
-        except ValueError:
-            return None, False
-
-
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'"}
-
-
-def unquote(tok: str) -> str:
-    """Go's strconv.Unquote for "..." and '...' (raw `...` strings are taken as they are)."""
-    if tok[0] == "`":
-        return tok[1:-1]
-    body = tok[1:-1]
-    out = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
-            continue
-        e = body[i + 1] if i + 1 < len(body) else ""
-        if e in _ESCAPES:
-            out.append(_ESCAPES[e])
-            i += 2
-        elif e in "xuU":
-            width = {"x": 2, "u": 4, "U": 8}[e]
-            digits = body[i + 2 : i + 2 + width]
-            if len(digits) != width or any(d not in "0123456789abcdefABCDEF" for d in digits):
-                raise ValueError("invalid syntax")
-            out.append(chr(int(digits, 16)))
-            i += 2 + width
-        elif e in "01234567":
-            digits = body[i + 1 : i + 4]
-            if len(digits) != 3 or any(d not in "01234567" for d in digits):
-                raise ValueError("invalid syntax")
-            out.append(chr(int(digits, 8)))
-            i += 4
-        else:
-            raise ValueError("invalid syntax")
-    return "".join(out)
-
-
 class Parser:
     """Parses one template. `functions` are the names defined; unknown ones are errors (as in Go)."""
 
@@ -420,7 +166,7 @@ class Parser:
 
     def action(self, left: Token) -> Node:
         key = self.peek()
-        if key.kind == "keyword":
+        if key.kind == "keyword" and key.val != "nil":  # `{{ nil }}` parses; executing it fails
             self.next()
             if key.val in ("if", "with", "range"):
                 return self.branch(key)
@@ -431,8 +177,6 @@ class Parser:
                 return LoopControl(key.pos, key.val)
             if key.val in ("template", "block", "define"):
                 return self.template_like(key)
-            if key.val == "nil":
-                raise self.error("nil is not a command", key.pos)
             raise self.error(f"unexpected {key.val}", key.pos)
         pipe = self.pipeline("command", allow_decl=True)
         return Action(left.pos, pipe)
@@ -514,9 +258,7 @@ class Parser:
                 is_assign = op.kind == "assign"
             else:
                 self.i = save
-        for name in decl:
-            if is_assign and name not in self.vars:
-                raise self.error(f'undefined variable "{name}"', start.pos)
+        # an assignment to an undeclared variable parses in Go 1.19; it fails when executed
         pipe = Pipeline(start.pos, decl, is_assign, [])
         while True:
             tok = self.peek()
@@ -528,17 +270,14 @@ class Parser:
             pipe.cmds.append(self.command(context))
             tok = self.peek()
             if tok.kind == "pipe":
-                self.next()
-                if self.peek().kind in ("right", "rparen"):
-                    raise self.error("missing command", tok.pos)
+                self.next()  # Go 1.19 accepts an empty last stage (`{{ x | }}`)
         if not pipe.cmds:
             raise self.error(f"missing value for {context}", start.pos)
         for stage, cmd in enumerate(pipe.cmds[1:], start=2):
             first = cmd.args[0]
             if isinstance(first, Literal | Dot):
                 raise self.error(f"non executable command in pipeline stage {stage}", first.pos)
-        if not is_assign:
-            self.vars.extend(decl)
+        self.vars.extend(decl)  # as Go 1.19's parser, for `=` too
         return pipe
 
     def command(self, context: str) -> Command:

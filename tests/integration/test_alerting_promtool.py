@@ -24,7 +24,7 @@ from tests.integration.promtool_templates import prometheus_renderings, run_prom
 from tests.peers import require
 from tests.unit.alerting.rulefile_cases import CASES, NEWER_THAN_PROMTOOL, RuleFileCase
 from tests.unit.alerting.template_cases import CASES as TEMPLATE_CASES
-from tests.unit.alerting.template_cases import EXTERNAL_LABELS, EXTERNAL_URL
+from tests.unit.alerting.template_cases import EXTERNAL_LABELS, EXTERNAL_URL, PARSE_CASES
 
 RULES_DIR = Path(__file__).parents[2] / "alerting" / "rules"
 SHIPPED = sorted(
@@ -99,6 +99,17 @@ def test_templates_render_as_prometheus(promtool: str, tmp_path: Path) -> None:
     }
     assert differences == {}
     assert result.returncode == 0, output
+
+
+def test_template_parse_verdicts_as_promtool(promtool: str, tmp_path: Path) -> None:
+    """Each template of PARSE_CASES as the annotation of its own rule file: promtool's verdict is the table's."""
+    verdicts = {}
+    for i, (text, _) in enumerate(PARSE_CASES):
+        path = tmp_path / f"t{i}.yml"
+        rule = {"alert": "A", "expr": "up", "annotations": {"a": text}}
+        path.write_text(json.dumps({"groups": [{"name": "g", "rules": [rule]}]}))
+        verdicts[text] = check_rules(promtool, path).returncode == 0
+    assert verdicts == dict(PARSE_CASES)
 
 
 def as_rule_file(groups: list[RuleGroup]) -> str:

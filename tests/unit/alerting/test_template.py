@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from alerting.goformat import format_float, sprintf
 from alerting.model import Sample
 from alerting.template import TemplateError, check, render
-from tests.unit.alerting.template_cases import CASES, EXTERNAL_LABELS, EXTERNAL_URL, TemplateCase
+from tests.unit.alerting.template_cases import CASES, EXTERNAL_LABELS, EXTERNAL_URL, PARSE_CASES, TemplateCase
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}:{c.template[:40]}" for i, c in enumerate(CASES)])
@@ -57,6 +57,16 @@ def test_query_without_a_query_function_is_an_expansion_error() -> None:
     assert "query is not available" in out
 
 
+@pytest.mark.parametrize(("text", "valid"), PARSE_CASES, ids=[t for t, _ in PARSE_CASES])
+def test_parse_verdict_as_go(text: str, valid: bool) -> None:
+    try:
+        check(text)
+        ours = True
+    except TemplateError:
+        ours = False
+    assert ours == valid
+
+
 @pytest.mark.parametrize(
     ("text", "message", "line", "col"),
     [
@@ -67,7 +77,8 @@ def test_query_without_a_query_function_is_an_expansion_error() -> None:
         ("{{ else }}", "unexpected {{else}}", 1, 4),
         ("{{ if true }}x", "unexpected EOF", 1, 15),
         ("{{ .a | 1 }}", "non executable command in pipeline stage 2", 1, 9),
-        ("{{ nil }}", "nil is not a command", 1, 4),
+        ("{{ $labels.a$labels.b }}", "bad character U+0024 '$'", 1, 13),
+        ("{{ 1e }}", "bad number syntax: '1e'", 1, 4),
         ("{{ break }}", "{{break}} outside {{range}}", 1, 4),
         ('{{ "abc }}', "unterminated quoted string", 1, 4),
         ("{{/* open }}", "unclosed comment", 1, 1),
