@@ -38,6 +38,8 @@ from alerting.template_syntax import (
 
 __all__ = ["AlertData", "ParsedTemplate", "TemplateError", "check", "parse", "render"]
 
+# Go allows 100000 nested {{template}} calls; Python's stack allows fewer, and no alert template needs many.
+MAX_TEMPLATE_DEPTH = 100
 PRELUDE_VARIABLES = ("$labels", "$externalLabels", "$externalURL", "$value")
 # What Prometheus prepends to every alert template: Go's error positions count it.
 PRELUDE = (
@@ -80,7 +82,10 @@ def parse(text: str) -> ParsedTemplate:
 
 def check(text: str) -> None:
     """Raise TemplateError when `text` does not parse as Prometheus would parse it (promtool check rules)."""
-    parse(text)
+    try:
+        parse(text)
+    except RecursionError:
+        raise TemplateError("template nested too deeply") from None
 
 
 def render(
@@ -104,6 +109,8 @@ def render(
     name = "__alert_" + alert_name
     try:
         tmpl = parse(text)
+    except RecursionError:
+        return f"<error expanding template: error parsing template {name}: template: {name}: nested too deeply>"
     except TemplateError as e:
         line, _ = _full_position(text, e.pos)
         return f"<error expanding template: error parsing template {name}: template: {name}:{line}: {e.reason}>"
@@ -112,6 +119,8 @@ def render(
         return Executor(tmpl, function_table(query, at, external_url), name).run(data)
     except TemplateError as e:
         return f"<error expanding template: error executing template {name}: {e.reason}>"
+    except RecursionError:
+        return f"<error expanding template: error executing template {name}: template: {name}: nested too deeply>"
 
 
 def _full_position(text: str, pos: int) -> tuple[int, int]:
@@ -188,8 +197,8 @@ class Executor:
                 raise self.error(node, f'template: no template "{node.name}" associated with template')
             new_dot = self.pipeline(dot, node.pipe) if node.pipe is not None else None
             self.depth += 1
-            if self.depth > 1000:
-                raise self.error(node, "exceeded maximum template depth (100000)")
+            if self.depth > MAX_TEMPLATE_DEPTH:
+                raise self.error(node, f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
             saved = self.vars
             self.vars = [("$", new_dot)]
             try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import yaml
 
 NULL_TAG = "tag:yaml.org,2002:null"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*|0[xX][0-9a-fA-F]+|0o[0-7]+)")
 
 
@@ -64,7 +65,7 @@ def mapping(node: yaml.Node, type_name: str, known: tuple[str, ...]) -> Iterator
     if not isinstance(node, yaml.MappingNode):
         raise NodeError(node, f"cannot unmarshal {_kind(node)} into {type_name}")
     seen: dict[str, yaml.Node] = {}
-    for key_node, value_node in node.value:
+    for key_node, value_node in _merged_pairs(node):
         key = scalar_text(key_node)
         if key in seen:
             raise NodeError(key_node, f'mapping key "{key}" already defined at line {line_of(seen[key])}')
@@ -72,6 +73,26 @@ def mapping(node: yaml.Node, type_name: str, known: tuple[str, ...]) -> Iterator
         if known and key not in known:
             raise NodeError(key_node, f"field {key} not found in type {type_name}")
         yield key, key_node, value_node
+
+
+def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The mapping's pairs with `<<: *anchor` merge keys expanded, as yaml.v3 does: the mapping's own keys
+    win over merged ones, and among merged mappings the first one listed wins."""
+    own = [(k, v) for k, v in node.value if k.tag != MERGE_TAG]
+    own_keys = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    for k, v in node.value:
+        if k.tag != MERGE_TAG:
+            continue
+        sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise NodeError(source, "map merge requires map or sequence of maps as the value")
+            for mk, mv in _merged_pairs(source):
+                if mk.value not in own_keys:
+                    own_keys.add(mk.value)
+                    merged.append((mk, mv))
+    return own + merged
 
 
 def sequence(node: yaml.Node, type_name: str) -> list[yaml.Node]:

@@ -88,6 +88,15 @@ VALID = [
     ),
 ]
 
+VALID += [
+    R(
+        "anchors, aliases and merge keys",
+        "groups:\n- name: g\n  rules:\n  - &r\n    alert: A\n    expr: up\n    labels: &l {severity: warning}\n"
+        "  - alert: B\n    expr: up\n    labels: *l\n  - <<: *r\n    alert: C\n",
+        True,
+    ),
+]
+
 INVALID = [
     R(
         "unknown rule key",
@@ -223,6 +232,12 @@ INVALID = [
         "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    expr: down\n",
         False,
         'mapping key "expr" already defined',
+    ),
+    R(
+        "an anchor holder at the top level",
+        "x-common: &c {severity: warning}\ngroups: []\n",
+        False,
+        "field x-common not found",
     ),
     R("yaml syntax error", "groups:\n- name: g\n  rules: [\n", False, "yaml"),
 ]
