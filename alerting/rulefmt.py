@@ -157,7 +157,7 @@ def _parse_group(gnode: yaml.Node, file: str, default_interval_s: float, errs: F
         return None
     for label in labels:
         if not LABEL_NAME_RE.fullmatch(label) or label == "__name__":
-            errs.add(f"invalid label name: {label}", line_of(gnode), 0, name)
+            errs.add(f"invalid label name: {label}", line_of(gnode), gnode.start_mark.column + 1, name)
     rules: list[Rule] = []
     for index, rnode in enumerate(rule_nodes, start=1):
         rule = _parse_rule(rnode, file, name, index, errs)
