@@ -8,8 +8,8 @@ the writes. While Prometheus evaluates, the test polls its /api/v1/rules (and /a
 per evaluation slot, the set of pending and firing alerts (name, labels, state, activeAt) from snapshots
 seen twice in a row. Then our engine, querying the collector through HttpQuerier and writing recording
 results and ALERTS back through remote write, evaluates exactly those slots, and its /api/v1/alerts set
-must be the same at every one. Prometheus' activeAt values are its evaluation timestamps, so they also
-pin our schedule offset to the nanosecond.
+must be the same at every one (values included, as the API writes them). Prometheus' activeAt values
+are its evaluation timestamps, so they also pin our schedule offset to the nanosecond.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ TIMELINE = {
 LEAD_S = 3  # the timeline starts this long after the writes, so Prometheus evaluates it as it unfolds
 TAIL_S = 3  # and the test watches this long past its end
 
-AlertKey = tuple[str, tuple[tuple[str, str], ...], str, int]  # (alertname, labels, state, activeAt slot)
+AlertKey = tuple[str, tuple[tuple[str, str], ...], str, int, str]  # (alertname, labels, state, activeAt s, value)
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +99,20 @@ def _snapshot(rules_data: dict[str, Any], offset: int) -> tuple[int, frozenset[A
         for a in rule.get("alerts", []):
             active_ns = go_time_ns(a["activeAt"])
             assert (active_ns - offset) % S == 0, f"activeAt {a['activeAt']} is not on our slot grid"
-            alerts.add((rule["name"], tuple(sorted(a["labels"].items())), a["state"], active_ns // S))
+            alerts.add((rule["name"], tuple(sorted(a["labels"].items())), a["state"], active_ns // S, a["value"]))
     return slot, frozenset(alerts)
 
 
 def _keys(alerts: list[dict[str, Any]]) -> frozenset[AlertKey]:
     """/api/v1/alerts entries as comparable keys; activeAt in whole seconds (both sit on the same grid)."""
     return frozenset(
-        (a["labels"]["alertname"], tuple(sorted(a["labels"].items())), a["state"], go_time_ns(a["activeAt"]) // S)
+        (
+            a["labels"]["alertname"],
+            tuple(sorted(a["labels"].items())),
+            a["state"],
+            go_time_ns(a["activeAt"]) // S,
+            a["value"],  # a string in Go's %e form on both sides
+        )
         for a in alerts
     )
 
