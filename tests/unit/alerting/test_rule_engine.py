@@ -3,6 +3,7 @@ notifications after the state commit, stale markers, reload keeping state, resto
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from alerting.engine import RuleEngine
-from alerting.model import AlertState
+from alerting.model import AlertState, Sample
 from alerting.remote_write import STALE_NAN
 from alerting.rules import AlertingRule, RecordingRule, RuleGroup
 from alerting.schedule import offset_ns
@@ -223,3 +224,37 @@ def test_run_evaluates_at_the_groups_slots(tmp_path: Path) -> None:
         assert min(phase, 50_000_000 - phase) < 2000  # nanoseconds: a float holds ~200 ns at today's epoch
     iterations = registry.get_sample_value("prometheus_rule_group_iterations_total", {"rule_group": group.key})
     assert iterations is not None and iterations >= 3
+
+
+class SlowTable(SeriesTable):
+    """A query that takes longer than the group's interval: rounds overrun their slots."""
+
+    def __call__(self, expr: str, at: float) -> list[Sample]:
+        threading.Event().wait(0.13)
+        return list(super().__call__(expr, at))
+
+
+def test_overrunning_rounds_skip_slots_and_count_them_missed(tmp_path: Path) -> None:
+    table, notifier = SlowTable(), RecordingNotifier()
+    group = RuleGroup(name="slow", file="/rules/c.yml", interval_s=0.05, rules=(AlertingRule("Always", "up"),))
+    registry = CollectorRegistry()
+    engine = RuleEngine([group], table, notifier, StateStore(tmp_path / "s"), render=render, registry=registry)
+    stop = threading.Event()
+    runner = threading.Thread(target=engine.run, args=(stop,))
+    runner.start()
+    try:
+        for _ in range(200):
+            if len(table.queries) >= 3:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+    key = {"rule_group": group.key}
+    missed = registry.get_sample_value("prometheus_rule_group_iterations_missed_total", key)
+    scheduled = registry.get_sample_value("prometheus_rule_group_iterations_total", key)
+    # Each round takes at least 0.13 s = 2.6 intervals, so at least one slot passes unevaluated per round.
+    assert missed is not None and missed >= len(table.queries) - 1 >= 2
+    assert scheduled == len(table.queries) + missed
+    slots = [at for _, at in table.queries]
+    assert all(round((b - a) / 0.05) >= 2 for a, b in itertools.pairwise(slots))
