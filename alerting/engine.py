@@ -10,7 +10,6 @@ firing and resolved alert of the group (pending ones are not sent; dedup is the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -18,12 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
+from prometheus_client import CollectorRegistry
 
 from alerting.alert_rule import AlertingRuleState, RenderFunc, RuleEvalError
 from alerting.model import Alert, AlertState, Notifier, QueryError, QueryFunc, sorted_labels
 from alerting.recording_rule import RecordingRuleState
 from alerting.remote_write import STALE_NAN, RemoteSample
+from alerting.rule_metrics import RuleMetrics
 from alerting.rules import AlertingRule, Rule, RuleGroup
 from alerting.rules_api import api_alerts, group_json
 from alerting.schedule import interval_ns, next_slot, offset_ns
@@ -66,77 +66,6 @@ class GroupState:
     thread: threading.Thread | None = None
 
 
-class _Metrics:
-    """Prometheus' rule manager metrics (rules/manager.go), labelled by rule_group = "<file>;<name>"."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        g = ["rule_group"]
-        self.eval_duration = Summary(
-            "prometheus_rule_evaluation_duration_seconds", "The duration for a rule to execute.", registry=registry
-        )
-        self.group_duration = Summary(
-            "prometheus_rule_group_duration_seconds", "The duration of rule group evaluations.", registry=registry
-        )
-        self.evals = Counter(
-            "prometheus_rule_evaluations_total", "The total number of rule evaluations.", g, registry=registry
-        )
-        self.failures = Counter(
-            "prometheus_rule_evaluation_failures_total",
-            "The total number of rule evaluation failures.",
-            g,
-            registry=registry,
-        )
-        self.missed = Counter(
-            "prometheus_rule_group_iterations_missed_total",
-            "The total number of rule group evaluations missed due to slow rule group evaluation.",
-            g,
-            registry=registry,
-        )
-        self.scheduled = Counter(
-            "prometheus_rule_group_iterations_total",
-            "The total number of scheduled rule group evaluations, whether executed or missed.",
-            g,
-            registry=registry,
-        )
-        self.last_eval = Gauge(
-            "prometheus_rule_group_last_evaluation_timestamp_seconds",
-            "The timestamp of the last rule group evaluation in seconds.",
-            g,
-            registry=registry,
-        )
-        self.last_duration = Gauge(
-            "prometheus_rule_group_last_duration_seconds",
-            "The duration of the last rule group evaluation.",
-            g,
-            registry=registry,
-        )
-        self.interval = Gauge(
-            "prometheus_rule_group_interval_seconds", "The interval of a rule group.", g, registry=registry
-        )
-        self.rules = Gauge("prometheus_rule_group_rules", "The number of rules.", g, registry=registry)
-        self.samples = Gauge(
-            "prometheus_rule_group_last_evaluation_samples",
-            "The number of samples returned during the last rule group evaluation.",
-            g,
-            registry=registry,
-        )
-
-    def forget(self, key: str) -> None:
-        for metric in (
-            self.evals,
-            self.failures,
-            self.missed,
-            self.scheduled,
-            self.last_eval,
-            self.last_duration,
-            self.interval,
-            self.rules,
-            self.samples,
-        ):
-            with contextlib.suppress(KeyError):
-                metric.remove(key)
-
-
 class RuleEngine:
     """Evaluates `groups` with `query`, keeps their state in `store`, notifies `notifier`.
 
@@ -166,7 +95,7 @@ class RuleEngine:
         self.external_labels = dict(external_labels or {})
         self.external_url = external_url
         self.clock = clock
-        self.metrics = _Metrics(registry if registry is not None else CollectorRegistry())
+        self.metrics = RuleMetrics(registry if registry is not None else CollectorRegistry())
         self._lock = threading.Lock()  # guards self._groups and the running threads
         self._groups: dict[str, GroupState] = {}
         self._running: threading.Event | None = None
