@@ -25,6 +25,7 @@ from collector.api.loki import LokiAPI, loki_router
 from collector.api.obs import obs_router
 from collector.api.prom_queries import QueryLimits, QueryRunner
 from collector.api.prometheus import PrometheusAPI, prometheus_router
+from collector.api.query_batch import query_batch_router
 from collector.api.tempo import tempo_router
 from collector.config import Settings
 from collector.exporters.forwarders import Forwarding
@@ -135,7 +136,9 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     app.include_router(influx_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(remote_write_router(c.ingest, c.settings.limits.max_body_bytes))
     app.include_router(obs_router(c.reader))
-    app.include_router(prometheus_router(prometheus_api(c, targets)))
+    prometheus = prometheus_api(c, targets)
+    app.include_router(prometheus_router(prometheus))
+    app.include_router(query_batch_router(prometheus.runner))
     search = LogSearch(c.engine, c.settings.storage.database)
     app.include_router(loki_router(LokiAPI(c.ingest, search, c.settings.limits.max_body_bytes)))
     trace_search = TraceSearch(c.engine, c.settings.storage.database)

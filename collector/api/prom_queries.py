@@ -13,10 +13,12 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from collector.api.prom_wire import ApiError
 from collector.query.promql.values import QueryResult
+
+T = TypeVar("T")
 
 
 class QueryEngine(Protocol):
@@ -42,8 +44,9 @@ class QueryRunner:
         self._slots = asyncio.Semaphore(limits.max_concurrency)
         self._pool = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="promql")
 
-    async def run(self, evaluate: Callable[[], QueryResult], timeout_s: float | None = None) -> QueryResult:
-        """Evaluate within min(timeout_s, the configured timeout), queueing included."""
+    async def run(self, evaluate: Callable[[], T], timeout_s: float | None = None) -> T:
+        """Evaluate within min(timeout_s, the configured timeout), queueing included (one slot: a query,
+        or a batch of them)."""
         timeout = min(timeout_s, self.limits.timeout_s) if timeout_s and timeout_s > 0 else self.limits.timeout_s
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -62,7 +65,7 @@ class QueryRunner:
         except TimeoutError:
             raise ApiError("timeout", "query timed out in expression evaluation") from None
 
-    def _finished(self, future: asyncio.Future[QueryResult]) -> None:
+    def _finished(self, future: asyncio.Future[Any]) -> None:
         self._slots.release()
         if not future.cancelled():
             future.exception()  # retrieved here, so an abandoned (timed-out) query logs nothing

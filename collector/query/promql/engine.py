@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import promql_parser as pp
 
-from collector.query.promql import aggregations, binary, functions, selectors
+from collector.query.promql import aggregations, batch, binary, functions, selectors
 from collector.query.promql.context import EvalContext, step_times
 from collector.query.promql.errors import TOO_MANY_SAMPLES, PromQLError, bad_data, execution
 from collector.query.promql.parse import Expr, parse_expr
-from collector.query.promql.storage import SeriesReader
+from collector.query.promql.storage import MetricRangeReader, SeriesReader
 from collector.query.promql.values import (
     I64,
     Grid,
@@ -142,7 +143,18 @@ class Engine:
         `cancel` ends it with a `canceled` error (a client that went away). `pin_at_ms` (for conformance
         checks) reads every selector without `@` as if it had `@ pin_at_ms`.
         """
-        node = parse_expr(query)
+        return self._instant_node(query, parse_expr(query), time_ms, lookback_delta_ms, timeout_s, cancel, pin_at_ms)
+
+    def _instant_node(
+        self,
+        query: str,
+        node: Expr,
+        time_ms: int,
+        lookback_delta_ms: int | None,
+        timeout_s: float | None,
+        cancel: threading.Event | None,
+        pin_at_ms: int | None = None,
+    ) -> QueryResult:
         ctx = self._context(query, time_ms, time_ms, lookback_delta_ms, cancel, timeout_s)
         ctx.pin_ms = pin_at_ms
         times = np.array([time_ms], dtype=np.int64)
@@ -151,6 +163,48 @@ class Engine:
         result = _instant_result(value, time_ms)
         result.warnings, result.infos = ctx.warnings, ctx.infos
         return result
+
+    def instant_many(
+        self,
+        queries: Sequence[str],
+        time_ms: int,
+        *,
+        lookback_delta_ms: int | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[QueryResult | PromQLError]:
+        """Evaluate many queries at one time, each answered as `instant` answers it alone, or with its own
+        error. When the reader can read whole metrics (MetricRangeReader), the metrics every selector
+        names are read once for all of them (batch.py). `timeout_s` bounds the whole batch."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+        lookback = lookback_delta_ms or self.lookback_delta_ms
+        nodes: list[Expr | PromQLError] = []
+        for query in queries:
+            try:
+                nodes.append(parse_expr(query))
+            except PromQLError as exc:
+                nodes.append(exc)
+        reader = self.reader
+        if isinstance(reader, MetricRangeReader):
+            planned = batch.plan_reads([n for n in nodes if not isinstance(n, PromQLError)], time_ms, lookback)
+            reader = batch.Prefetched(reader, reader, planned)
+        engine = Engine(
+            reader,
+            lookback_delta_ms=lookback,
+            max_samples=self.max_samples,
+            max_points_per_series=self.max_points_per_series,
+            timeout_s=self.timeout_s,
+        )
+        out: list[QueryResult | PromQLError] = []
+        for query, node in zip(queries, nodes, strict=True):
+            if isinstance(node, PromQLError):
+                out.append(node)
+                continue
+            try:
+                out.append(engine._instant_node(query, node, time_ms, lookback, deadline - time.monotonic(), cancel))
+            except PromQLError as exc:
+                out.append(exc)
+        return out
 
     def range(
         self,

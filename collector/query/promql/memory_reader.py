@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from collector.query.promql.regex import compile_go
-from collector.query.promql.storage import Matcher, SeriesData
+from collector.query.promql.storage import Matcher, SeriesBlock, SeriesData
+
+NAME = "__name__"
 
 
 def matcher_holds(m: Matcher, labels: dict[str, str], compiled: re.Pattern[str] | None = None) -> bool:
@@ -63,3 +65,14 @@ class MemoryReader:
             if hi > lo:
                 out.append(SeriesData(labels, ts[lo:hi].copy(), vals[lo:hi].copy()))
         return out
+
+    def select_metrics(self, ranges: Mapping[str, tuple[int, int]]) -> SeriesBlock:
+        """Every series of these metric names with its samples in that name's range (MetricRangeReader)."""
+        found = [s for name, (lo, hi) in ranges.items() for s in self.select([Matcher(NAME, "=", name)], lo, hi)]
+        sizes = np.array([len(s.timestamps) for s in found], dtype=np.int64)
+        return SeriesBlock(
+            [s.labels for s in found],
+            np.concatenate([s.timestamps for s in found]) if found else np.zeros(0, dtype=np.int64),
+            np.concatenate([s.values for s in found]) if found else np.zeros(0, dtype=np.float64),
+            np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -47,3 +47,26 @@ class SeriesReader(Protocol):
     """
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]: ...
+
+
+@dataclass
+class SeriesBlock:
+    """Many series' samples in shared columns: series i owns rows starts[i]:starts[i + 1] of `timestamps`
+    (milliseconds, ascending within a series, no duplicates) and `values` (stale markers kept). The engine
+    owns the arrays after the call and never writes into them."""
+
+    labels: list[dict[str, str]]  # each includes __name__
+    timestamps: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    starts: npt.NDArray[np.int64]  # len(labels) + 1 offsets
+
+
+@runtime_checkable
+class MetricRangeReader(SeriesReader, Protocol):
+    """A store that also reads whole metrics at once: what evaluating many queries at one time needs (a
+    rule group), so the union of their selectors is one read instead of one per selector."""
+
+    def select_metrics(self, ranges: Mapping[str, tuple[int, int]]) -> SeriesBlock:
+        """Every series named by a key of `ranges`, with its samples in that name's inclusive [start, end]
+        milliseconds; series without samples there are left out. Series in any order."""
+        ...
