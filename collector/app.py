@@ -31,6 +31,7 @@ from collector.config import Settings
 from collector.exporters.forwarders import Forwarding
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
+from collector.pipeline.field_types import FieldTypes
 from collector.pipeline.ingest import Ingest
 from collector.pipeline.series_limits import SeriesLimits
 from collector.query.promql.engine import Engine as PromQLEngine
@@ -108,6 +109,7 @@ def build(settings: Settings) -> Collector:
         ),
         metrics_window=(max_age["metrics"], limits.max_future),
         forward=forwarding,
+        field_types=FieldTypes(reader.field_types()),
     )
     return Collector(settings, engine, metrics, ingest, reader, forwarding)
 

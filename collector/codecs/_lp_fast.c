@@ -19,12 +19,13 @@
  *
  * Scanner(max_entries).parse(body: bytes, scale: int, default_ns: int) ->
  *     (generation: int, new_pairs: list[(pair_id, key: bytes, field: bytes)], pair_id: bytes,
- *      value: bytes, timestamp_ns: bytes, line: bytes, fallback: list[int], untimed: list[int],
- *      accepted: int)
+ *      value: bytes, kind: bytes, timestamp_ns: bytes, line: bytes, fallback: list[int],
+ *      untimed: list[int], accepted: int)
  * new_pairs are the pairs first seen in this body (raw key `measurement,tags` exactly as written).
- * One row per sample: pair_id and line (1-based) int32, value float64 (booleans 1/0),
- * timestamp_ns int64 (already scaled; lines without one get default_ns and their number in
- * `untimed`), all native-endian.
+ * One row per sample: pair_id and line (1-based) int32, value float64 (booleans 1/0), kind uint8
+ * (the field's type as written: KIND_FLOAT 0, KIND_INTEGER 1 `i`, KIND_UNSIGNED 2 `u`,
+ * KIND_BOOLEAN 3; strings never reach this path), timestamp_ns int64 (already scaled; lines
+ * without one get default_ns and their number in `untimed`), all native-endian.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -201,11 +202,19 @@ static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* Value of an unquoted field token as the Python parser reads it: 1 (in *out), 0 if the line must
- * fall back, DEFER for a float that needs the full conversion (done later, with the GIL). */
+/* Field kinds, as line_protocol_columns.KIND_CODES numbers them. */
+#define KIND_FLOAT 0
+#define KIND_INTEGER 1
+#define KIND_UNSIGNED 2
+#define KIND_BOOLEAN 3
+
+/* Value of an unquoted field token as the Python parser reads it: 1 (in *out, its kind in *kind),
+ * 0 if the line must fall back, DEFER for a float that needs the full conversion (done later, with
+ * the GIL). */
 #define DEFER 2
-static int field_number(const char *p, Py_ssize_t n, double *out) {
+static int field_number(const char *p, Py_ssize_t n, double *out, unsigned char *kind) {
     if (n == 0) return 0;
+    *kind = KIND_BOOLEAN;
     switch (n) {  /* booleans first, as _field_value checks them first */
     case 1:
         if (*p == 't' || *p == 'T') { *out = 1.0; return 1; }
@@ -220,6 +229,7 @@ static int field_number(const char *p, Py_ssize_t n, double *out) {
     }
     char last = p[n - 1];
     if (last == 'i' || last == 'u') {
+        *kind = last == 'i' ? KIND_INTEGER : KIND_UNSIGNED;
         const char *d = p, *end = p + n - 1;
         int neg = 0;
         if (last == 'i' && d < end && *d == '-') { neg = 1; d++; }
@@ -241,6 +251,7 @@ static int field_number(const char *p, Py_ssize_t n, double *out) {
         return 1;
     }
     /* float: -?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? */
+    *kind = KIND_FLOAT;
     const char *d = p, *end = p + n;
     int neg = 0;
     if (*d == '-') { neg = 1; d++; }
@@ -392,7 +403,7 @@ typedef struct {
 } Scanner;
 
 typedef struct {
-    Buf pair_id, value, ts, line;  /* per sample */
+    Buf pair_id, value, kind, ts, line;  /* per sample */
     Buf new_pairs;                 /* int32 triples: pair id, key id, field id */
     Buf deferred;                  /* Py_ssize_t triples: sample row, token offset in the body, length */
     Buf fallback, untimed;         /* int32 line numbers */
@@ -465,8 +476,9 @@ static int parse_line(Scanner *sc, Out *o, const char *p, const char *e, int32_t
         if (!c) c = fe;
         const char *eq = memchr(f, '=', c - f);
         double v;
+        unsigned char kind;
         int number = 0;
-        if (!eq || eq == f || is_reserved(f, eq - f) || !(number = field_number(eq + 1, c - eq - 1, &v)))
+        if (!eq || eq == f || is_reserved(f, eq - f) || !(number = field_number(eq + 1, c - eq - 1, &v, &kind)))
             goto fallback;
         Slot *fs = table_find(&sc->fields, f, eq - f, &fresh);
         if (!fs) return -1;
@@ -483,8 +495,8 @@ static int parse_line(Scanner *sc, Out *o, const char *p, const char *e, int32_t
             Py_ssize_t d[3] = {o->value.len / 8, eq + 1 - o->body, c - eq - 1};
             if (buf_put(&o->deferred, d, sizeof d) < 0) return -1;
         }
-        if (buf_put(&o->value, &v, 8) < 0 || buf_put(&o->pair_id, &pair, 4) < 0 || buf_put(&o->ts, &ts, 8) < 0 ||
-            buf_put(&o->line, &line, 4) < 0)
+        if (buf_put(&o->value, &v, 8) < 0 || buf_put(&o->kind, &kind, 1) < 0 || buf_put(&o->pair_id, &pair, 4) < 0 ||
+            buf_put(&o->ts, &ts, 8) < 0 || buf_put(&o->line, &line, 4) < 0)
             return -1;
         if (c == fe) break;
         f = c + 1;
@@ -495,6 +507,7 @@ fallback:
     /* Pairs interned on the way stay (and stay reported): harmless, they just go unused. */
     o->value.len = o->ts.len = start * 8;
     o->pair_id.len = o->line.len = start * 4;
+    o->kind.len = start;
     while (o->deferred.len && ((Py_ssize_t *)o->deferred.data)[o->deferred.len / sizeof(Py_ssize_t) - 3] >= start)
         o->deferred.len -= 3 * sizeof(Py_ssize_t);
     return FALLBACK;
@@ -567,11 +580,13 @@ static int resolve_deferred(Out *o) {
         if (k < nb && b[k] == lines[r]) continue;
         ((int32_t *)o->pair_id.data)[kept] = ((int32_t *)o->pair_id.data)[r];
         value[kept] = value[r];
+        ((unsigned char *)o->kind.data)[kept] = ((unsigned char *)o->kind.data)[r];
         ((int64_t *)o->ts.data)[kept] = ((int64_t *)o->ts.data)[r];
         lines[kept++] = lines[r];
     }
     o->value.len = o->ts.len = kept * 8;
     o->pair_id.len = o->line.len = kept * 4;
+    o->kind.len = kept;
     int32_t *u = (int32_t *)o->untimed.data;
     Py_ssize_t nu = o->untimed.len / 4, ku = 0;
     k = 0;
@@ -660,8 +675,8 @@ static PyObject *scanner_parse(Scanner *sc, PyObject *args) {
     PyObject *fallback = new_pairs ? int_list(&o.fallback) : NULL;
     PyObject *untimed = fallback ? int_list(&o.untimed) : NULL;
     if (untimed)
-        result = Py_BuildValue("(lNNNNNNNl)", sc->generation, new_pairs, bytes_of(&o.pair_id), bytes_of(&o.value),
-                               bytes_of(&o.ts), bytes_of(&o.line), fallback, untimed, o.accepted);
+        result = Py_BuildValue("(lNNNNNNNNl)", sc->generation, new_pairs, bytes_of(&o.pair_id), bytes_of(&o.value),
+                               bytes_of(&o.kind), bytes_of(&o.ts), bytes_of(&o.line), fallback, untimed, o.accepted);
     else {
         Py_XDECREF(new_pairs);
         Py_XDECREF(fallback);
@@ -669,6 +684,7 @@ static PyObject *scanner_parse(Scanner *sc, PyObject *args) {
 done:
     PyMem_RawFree(o.pair_id.data);
     PyMem_RawFree(o.value.data);
+    PyMem_RawFree(o.kind.data);
     PyMem_RawFree(o.ts.data);
     PyMem_RawFree(o.line.data);
     PyMem_RawFree(o.new_pairs.data);
@@ -697,8 +713,8 @@ static void scanner_dealloc(Scanner *sc) {
 
 static PyMethodDef scanner_methods[] = {
     {"parse", (PyCFunction)scanner_parse, METH_VARARGS,
-     "parse(body, scale, default_ns) -> (generation, new_pairs, pair_id, value, timestamp_ns, line, fallback, "
-     "untimed, accepted)"},
+     "parse(body, scale, default_ns) -> (generation, new_pairs, pair_id, value, kind, timestamp_ns, line, "
+     "fallback, untimed, accepted)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,7 +8,9 @@ milliseconds, the Prometheus unit, so nanoseconds below the millisecond are drop
 
 `points_to_samples` maps parsed Points row by row: it is the reference. `columns_to_samples` maps
 LineColumns with numpy and computes names, labels and fingerprints once per (series, field) pair
-(with a SeriesMapper, once across writes): same samples, same series, same metadata.
+(with a SeriesMapper, once across writes): same samples, same series, same metadata. It also says,
+per sample and per string field, which metric it belongs to and the field's type as written, for
+the one-type-per-field rule InfluxDB enforces (pipeline/field_types.py).
 """
 
 from __future__ import annotations
@@ -26,9 +28,31 @@ from collector.model import MetricBatch, MetricMetadata, SampleColumns, series_f
 
 @dataclass
 class InfluxSamples:
+    """The samples of a write, and (from columns_to_samples) what the field type rule needs.
+
+    Per sample row of `batch` (same order): `metric`, an index into `metric_names`; `kind`, the
+    field's type as written (a KIND_CODES number); `line`, its 1-based line. `strings`: the string
+    fields, which are not samples, as (line, metric index). `columns`: what they were mapped from
+    (for the measurement and field key of a row, see `field_of`).
+    """
+
     batch: MetricBatch = field(default_factory=MetricBatch)
     samples: int = 0
     skipped_strings: int = 0
+    metric: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    metric_names: list[str] = field(default_factory=list)
+    kind: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    line: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    strings: list[tuple[int, int]] = field(default_factory=list)
+    columns: LineColumns | None = None
+
+    def field_of(self, row: int) -> tuple[str, str]:
+        """(measurement, field key) of sample row `row`; row >= samples: string field row - samples."""
+        assert self.columns is not None
+        cols = self.columns
+        pair = int(cols.pair_id[row]) if row < self.samples else -1 - cols.strings[row - self.samples][1]
+        key, fld = cols.pairs[pair] if pair >= 0 else cols.local_pairs[-1 - pair]
+        return series_key_tags(key)[0], fld
 
 
 def points_to_samples(points: Points, extra_labels: dict[str, str]) -> InfluxSamples:
@@ -113,6 +137,10 @@ class _PairTable:
         self.filled = np.zeros(0, bool)
         self.labels: list[dict[str, str]] = []
         self.name: list[str] = []
+        # Per pair, its metric name as an index into `names` (append-only for the table's life).
+        self.name_code = np.zeros(0, np.int32)
+        self.names: list[str] = []
+        self._name_codes: dict[str, int] = {}
         # The last batch's distinct pairs and what they gave: consecutive writes from one client
         # mostly carry the same series, and then the same dicts serve again.
         self.last: tuple[np.ndarray, dict[int, dict[str, str]], dict[str, MetricMetadata]] | None = None
@@ -123,6 +151,7 @@ class _PairTable:
             grow = max(len(pairs), 2 * len(self.fp), 1024) - len(self.fp)  # doubling: amortised O(1) per pair
             self.fp = np.concatenate([self.fp, np.zeros(grow, np.uint64)])
             self.filled = np.concatenate([self.filled, np.zeros(grow, bool)])
+            self.name_code = np.concatenate([self.name_code, np.zeros(grow, np.int32)])
             self.labels.extend([{}] * grow)
             self.name.extend([""] * grow)
         new = ids[~self.filled[ids]].tolist()
@@ -146,7 +175,13 @@ class _PairTable:
             fps.append(series_fingerprint(labels))
             labels_of.append(labels)
             name_of.append(name)
+        codes = self._name_codes
+        for name in names.values():
+            if name not in codes:
+                codes[name] = len(self.names)
+                self.names.append(name)
         self.fp[new] = fps
+        self.name_code[new] = [codes[name] for name in name_of]
         self.filled[new] = True
         for i, labels, name in zip(new, labels_of, name_of, strict=True):
             self.labels[i], self.name[i] = labels, name
@@ -197,8 +232,9 @@ class SeriesMapper:
 
     def map_pairs(
         self, cols: LineColumns, ids: np.ndarray, extra_labels: dict[str, str]
-    ) -> tuple[np.ndarray, dict[int, dict[str, str]], dict[str, MetricMetadata]]:
-        """Fingerprints of the scanner pair ids `ids`, with the series and metadata they cover."""
+    ) -> tuple[np.ndarray, dict[int, dict[str, str]], dict[str, MetricMetadata], np.ndarray, list[str]]:
+        """Fingerprints of the scanner pair ids `ids`, with the series and metadata they cover, and
+        their metric names as indexes into a list of names (the table's own: read, never change it)."""
         present = np.zeros(len(cols.pairs), bool)
         present[ids] = True
         distinct = np.flatnonzero(present)
@@ -213,7 +249,8 @@ class SeriesMapper:
             table.fill(distinct, cols.pairs, extra_labels)
             fps = table.fp[ids]
             series, metadata = table.series(distinct)
-        return fps, series, metadata
+            # The list is append-only: a later fill may extend it, never changes what these index.
+            return fps, series, metadata, table.name_code[ids], table.names
 
 
 def columns_to_samples(
@@ -221,23 +258,32 @@ def columns_to_samples(
 ) -> InfluxSamples:
     """The samples of `cols`, as points_to_samples maps them, with the samples as numpy columns."""
     mapper = SeriesMapper() if mapper is None else mapper
-    out = InfluxSamples(skipped_strings=cols.skipped_strings, samples=cols.rows)
-    if not cols.rows:
+    out = InfluxSamples(
+        skipped_strings=cols.skipped_strings, samples=cols.rows, kind=cols.kind, line=cols.line, columns=cols
+    )
+    if not cols.rows and not cols.strings:
         return out
     ids = cols.pair_id
     scanned = ids >= 0
-    if scanned.all():
-        fps, series, metadata = mapper.map_pairs(cols, ids, extra_labels)
+    if cols.rows and scanned.all() and not cols.strings:
+        fps, series, metadata, out.metric, out.metric_names = mapper.map_pairs(cols, ids, extra_labels)
     else:
         fps = np.zeros(len(ids), np.uint64)
+        codes = np.zeros(len(ids), np.int32)
+        names: list[str] = []
         series, metadata = {}, {}
         if scanned.any():
-            fps[scanned], scanned_series, scanned_metadata = mapper.map_pairs(cols, ids[scanned], extra_labels)
+            fps[scanned], scanned_series, scanned_metadata, codes[scanned], table_names = mapper.map_pairs(
+                cols, ids[scanned], extra_labels
+            )
+            names = list(table_names)
             series.update(scanned_series)
             metadata.update(scanned_metadata)
+        code_of = {name: i for i, name in enumerate(names)}
         local = -1 - ids[~scanned]
         extra = tuple(extra_labels.items())
         local_fps = np.zeros(len(cols.local_pairs), np.uint64)
+        local_codes = np.zeros(len(cols.local_pairs), np.int32)
         for i in np.unique(local).tolist():
             key, fld = cols.local_pairs[i]
             hit = mapper.local.get((key, fld, extra))
@@ -246,9 +292,15 @@ def columns_to_samples(
                 mapper.local.put((key, fld, extra), hit)
             fp, labels, name = hit
             local_fps[i] = fp
+            local_codes[i] = code_of.setdefault(name, len(code_of))
             series.setdefault(fp, labels)
             metadata.setdefault(name, MetricMetadata(name, "gauge", "", ""))
         fps[~scanned] = local_fps[local]
+        codes[~scanned] = local_codes[local]
+        for number, pair in cols.strings:  # string fields: a metric name only, for the type rule
+            key, fld = cols.local_pairs[pair]
+            out.strings.append((number, code_of.setdefault(_name(series_key_tags(key)[0], fld), len(code_of))))
+        out.metric, out.metric_names = codes, list(code_of)
     samples = SampleColumns(fps, cols.timestamp_ns // 1_000_000, cols.value)  # floor division, as Python's //
     out.batch = MetricBatch.from_columns(series, samples, metadata)
     return out

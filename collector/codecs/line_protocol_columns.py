@@ -5,9 +5,11 @@ and hands back the numbers of all the other lines, which `line_protocol.parse_nu
 exactly (so every error and every unusual line is judged by the one reference parser). Both sets of
 rows are merged back into line order. Without the extension, every line takes the Python parser.
 
-The result is what the Prometheus mapping needs: one row per numeric or boolean field value (string
-values are only counted), each naming its (series, field) pair by an id that the C scanner keeps
-stable from one body to the next, so the mapping to labels and fingerprints is done once per pair.
+The result is what the Prometheus mapping needs: one row per numeric or boolean field value, each
+naming its (series, field) pair by an id that the C scanner keeps stable from one body to the next,
+so the mapping to labels and fingerprints is done once per pair, with the field's type as written
+(`kind`, a KIND_CODES number) and its line. String values are not rows: they are listed apart
+(`strings`), so their type can still be checked against the other writes of the field.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import numpy as np
 
 from collector.codecs.line_protocol import (
     KIND_BOOL,
+    KIND_FLOAT,
+    KIND_INT,
     KIND_STRING,
+    KIND_UINT,
     LineError,
     Points,
     parse_numbered_lines,
@@ -36,6 +41,12 @@ except ImportError:  # not built (no C compiler): the Python parser reads every 
 # series (tags reordered, or one escaped) are two keys with the same labels.
 SeriesKey = bytes | tuple[str, tuple[tuple[str, str], ...]]
 
+# A field's type as a small number (the `kind` column; the C scanner uses the same numbers), and
+# the names InfluxDB gives the types (`SHOW FIELD KEYS`, its field type conflict messages).
+KIND_CODES: dict[str, int] = {KIND_FLOAT: 0, KIND_INT: 1, KIND_UINT: 2, KIND_BOOL: 3, KIND_STRING: 4}
+CODE_STRING = KIND_CODES[KIND_STRING]
+INFLUX_TYPE_NAMES: tuple[str, ...] = ("float", "integer", "unsigned", "boolean", "string")
+
 
 @dataclass
 class LineColumns:
@@ -45,20 +56,29 @@ class LineColumns:
     LineScanner's registry, where the id stays the same from body to body within one `generation`
     (so callers can keep per-pair results in arrays); an id < 0 is -1 - an index into
     `local_pairs`, the pairs of the lines the Python parser read. `value` is float64 (booleans 1.0
-    and 0.0, integers rounded to the nearest double); `timestamp_ns` int64, already scaled by the
-    precision. `lines`, `untimed` and `received` mean what they mean in Points.
+    and 0.0, integers rounded to the nearest double); `kind` uint8, the field's type as written (a
+    KIND_CODES number, never CODE_STRING); `timestamp_ns` int64, already scaled by the precision;
+    `line` int32, the row's 1-based line number. `strings` holds the string fields, which are not
+    rows: (line number, local pair index, as a negative pair_id would give it), in body order.
+    `lines`, `untimed` and `received` mean what they mean in Points.
     """
 
     pair_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     value: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    kind: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     timestamp_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    line: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     pairs: list[tuple[bytes, str]] = field(default_factory=list)
     generation: int = -1
     local_pairs: list[tuple[SeriesKey, str]] = field(default_factory=list)
     lines: int = 0
     untimed: list[int] = field(default_factory=list)
     received: int = 0
-    skipped_strings: int = 0
+    strings: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def skipped_strings(self) -> int:
+        return len(self.strings)
 
     @property
     def rows(self) -> int:
@@ -107,7 +127,7 @@ class LineScanner:
             points, errors = parse_numbered_lines(list(enumerate(body.split(b"\n"), 1)), scale, default_ns)
             return points_to_columns(points), errors
         with self._lock:  # the registry must hold every id the scanner hands out before anyone reads it
-            generation, new_pairs, pair_id, value, ts, line, fallback, untimed, accepted = self._scanner.parse(
+            generation, new_pairs, pair_id, value, kind, ts, line, fallback, untimed, accepted = self._scanner.parse(
                 bytes(body), scale, default_ns
             )
             if generation != self._generation:
@@ -119,7 +139,9 @@ class LineScanner:
         cols = LineColumns(
             pair_id=np.frombuffer(pair_id, np.int32).astype(np.int64),
             value=np.frombuffer(value, np.float64),
+            kind=np.frombuffer(kind, np.uint8),
             timestamp_ns=np.frombuffer(ts, np.int64),
+            line=np.frombuffer(line, np.int32),
             pairs=pairs,
             generation=generation,
             lines=accepted,
@@ -130,48 +152,63 @@ class LineScanner:
             return cols, []
         raw = body.split(b"\n")
         points, errors = parse_numbered_lines([(n, raw[n - 1]) for n in fallback], scale, default_ns)
-        return _merge(cols, np.frombuffer(line, np.int32), points), errors
+        return _merge(cols, points), errors
 
 
 def points_to_columns(points: Points) -> LineColumns:
-    """The numeric rows of parsed points as columns, all with local pair ids (strings only counted)."""
+    """The numeric rows of parsed points as columns, all with local pair ids (strings listed apart)."""
     cols = LineColumns(lines=points.lines, untimed=list(points.untimed), received=points.received)
     local: dict[tuple[SeriesKey, str], int] = {}
     ids: list[int] = []
     values: list[float] = []
+    kinds: list[int] = []
     stamps: list[int] = []
+    numbers: list[int] = []
     last_tags: dict[str, str] | None = None
     last_key: SeriesKey = b""
-    for measurement, tags, fld, kind, value, ts in zip(
-        points.measurement, points.tags, points.field, points.kind, points.value, points.timestamp_ns, strict=True
+    for measurement, tags, fld, kind, value, ts, number in zip(
+        points.measurement,
+        points.tags,
+        points.field,
+        points.kind,
+        points.value,
+        points.timestamp_ns,
+        points.line,
+        strict=True,
     ):
-        if kind == KIND_STRING:
-            cols.skipped_strings += 1
-            continue
         if tags is not last_tags:  # the rows of one line share their tags dict
             last_tags, last_key = tags, (measurement, tuple(tags.items()))
-        ids.append(-1 - local.setdefault((last_key, fld), len(local)))
+        pair = local.setdefault((last_key, fld), len(local))
+        if kind == KIND_STRING:
+            cols.strings.append((number, pair))
+            continue
+        ids.append(-1 - pair)
         values.append((1.0 if value else 0.0) if kind == KIND_BOOL else float(value))
+        kinds.append(KIND_CODES[kind])
         stamps.append(ts)
+        numbers.append(number)
     cols.local_pairs = list(local)
     cols.pair_id = np.array(ids, np.int64)
     cols.value = np.array(values, np.float64)
+    cols.kind = np.array(kinds, np.uint8)
     cols.timestamp_ns = np.array(stamps, np.int64)
+    cols.line = np.array(numbers, np.int32)
     return cols
 
 
-def _merge(cols: LineColumns, c_lines: np.ndarray, points: Points) -> LineColumns:
+def _merge(cols: LineColumns, points: Points) -> LineColumns:
     """The C scanner's rows and the Python parser's (of the fallback lines) together, in line order."""
     py = points_to_columns(points)
-    py_lines = np.array([n for n, kind in zip(points.line, points.kind, strict=True) if kind != KIND_STRING], np.int32)
     # C rows and Python rows are each in line order, and a line's rows all come from one side: a
     # stable sort on the line number interleaves them as one parse would have produced them.
-    order = np.argsort(np.concatenate([c_lines, py_lines]), kind="stable")
+    order = np.argsort(np.concatenate([cols.line, py.line]), kind="stable")
     cols.pair_id = np.concatenate([cols.pair_id, py.pair_id])[order]
     cols.value = np.concatenate([cols.value, py.value])[order]
+    cols.kind = np.concatenate([cols.kind, py.kind])[order]
     cols.timestamp_ns = np.concatenate([cols.timestamp_ns, py.timestamp_ns])[order]
+    cols.line = np.concatenate([cols.line, py.line])[order]
     cols.local_pairs = py.local_pairs
     cols.lines += points.lines
     cols.untimed = sorted(cols.untimed + points.untimed)
-    cols.skipped_strings += py.skipped_strings
+    cols.strings = py.strings
     return cols

@@ -21,8 +21,10 @@ from collector.model import MetricBatch
 from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoded, Decoder
 from collector.pipeline.delta_to_cumulative import DeltaToCumulative
+from collector.pipeline.field_types import FieldTypes, write_scope
 from collector.pipeline.group_commit import GroupCommitter
 from collector.pipeline.series_limits import LimitOutcome, SeriesLimits
+from collector.store.engine import StoreUnavailable
 from collector.store.writer import StoreWriter
 from collector.telemetry import SelfMetrics
 
@@ -55,6 +57,8 @@ class InfluxResult:
     samples: int
     refused_samples: int = 0  # by the series limits (cardinality, out of order, duplicates)
     refused_message: str = ""
+    conflicted_lines: int = 0  # dropped whole for a field type conflict
+    conflict_message: str = ""  # InfluxDB's wording of the first one
 
 
 def decode_influx(
@@ -99,8 +103,12 @@ class Ingest:
         series_limits: SeriesLimits | None = None,
         metrics_window: tuple[float, float] = (0.0, 0.0),
         forward: Forward | None = None,
+        field_types: FieldTypes | None = None,
     ) -> None:
-        """metrics_window: (max age, max future) in seconds for metric samples; 0 is unbounded."""
+        """metrics_window: (max age, max future) in seconds for metric samples; 0 is unbounded.
+        field_types: the recorded line protocol field types (seeded from the store)."""
+        self._writer = writer
+        self._field_types = field_types or FieldTypes()
         self._decoder = decoder
         self._admission = admission
         self._metrics = metrics
@@ -195,6 +203,25 @@ class Ingest:
                 m.refused.labels("metrics", protocol, "invalid").inc(len(errors) + (lines if samples is None else 0))
             if samples is None:
                 return InfluxResult(0, errors, 0)
+            scope = write_scope(labels)
+            typed = self._field_types.check(samples, scope)
+            if typed.new_types:  # recorded before the samples: a reader never sees them without a type
+                try:
+                    await self._decoder.run(self._writer.write_field_types, scope, labels, typed.new_types)
+                except StoreUnavailable as exc:  # the retry sets them again
+                    self._field_types.forget(scope, typed.new_types)
+                    raise RetryableError(f"the store is unavailable: {exc}", status=503, reason="store") from exc
+            if typed.dropped_lines:
+                outcome.status = "400"
+                m.refused.labels("metrics", protocol, "field_type_conflict").inc(len(typed.dropped_lines))
+                lines -= len(typed.dropped_lines)
+                # Forwarded without them too (InfluxDB would refuse them as well): the body again, as
+                # decode_influx rewrote it, less the dropped lines (rare: off the decode executor).
+                cols = samples.columns
+                assert cols is not None
+                dropped = {e.line for e in errors} | set(typed.dropped_lines)
+                good_lines = rewrite_lines(body, dropped, cols.untimed, cols.received)
+                samples = typed.samples
             if samples.skipped_strings:
                 m.skipped_fields.labels(protocol).inc(samples.skipped_strings)
             limited = await self._store_samples(samples.batch, protocol)
@@ -202,7 +229,15 @@ class Ingest:
             self._forward.lines(
                 labels.get("db") or labels.get("bucket", ""), labels.get("rp", ""), precision, good_lines
             )
-            return InfluxResult(lines, errors, len(limited.batch), limited.refused, "; ".join(limited.messages))
+            return InfluxResult(
+                lines,
+                errors,
+                len(limited.batch),
+                limited.refused,
+                "; ".join(limited.messages),
+                len(typed.dropped_lines),
+                typed.message,
+            )
 
     async def metrics(
         self, protocol: str, body: bytes, decode: Callable[[bytes], tuple[MetricBatch, Rejections, int]]

@@ -4,8 +4,10 @@ Answers as InfluxDB does (PROTOCOLS.md §2), so influxdb-client and Telegraf beh
 thing: 204 on success; v1 writes every parsable line and reports the others as a `partial write`
 400; v2 (as OSS 2.x) rejects the whole batch with 400 `invalid` when a line is malformed. Bad data is
 never answered with 429/5xx (the clients would retry it forever); a saturated write path gets 503
-with Retry-After. Any database or bucket is accepted (created on first write, as VictoriaMetrics
-does), and credentials are not checked yet.
+with Retry-After. A point whose field type conflicts with the field's recorded type is dropped and
+the rest written, answered as InfluxDB does (v1: 400 `partial write: field type conflict: ...`, ahead
+of any parse error; v2: 422, see pipeline/field_types.py). Any database or bucket is accepted
+(created on first write, as VictoriaMetrics does), and credentials are not checked yet.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         except RetryableError as exc:
             retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
             return _v1_error(503, "request throttled, queue full", retry)
+        if result.conflicted_lines:  # InfluxDB 1.x answers a field type conflict ahead of the bad lines
+            return _v1_error(400, f"partial write: {result.conflict_message} dropped={result.conflicted_lines}")
         if result.errors and result.lines:
             return _v1_error(400, f"partial write: {_first(result.errors)} dropped={len(result.errors)}")
         if result.errors:
@@ -114,9 +118,14 @@ def influx_router(ingest: Ingest, max_body_bytes: int) -> APIRouter:
         if result.errors:
             where = f"line {result.errors[0].line}"
             return _v2_error(400, "invalid", f"{_first(result.errors)} ({where}; {len(result.errors)} bad lines)")
-        if result.refused_samples:  # as OSS 2.x answers schema conflicts: 422, the good points written
-            message = f"failure writing points to database: partial write: {result.refused_message}"
-            return _v2_error(422, "unprocessable entity", f"{message} dropped={result.refused_samples}")
+        if result.conflicted_lines or result.refused_samples:  # as OSS 2.x answers schema conflicts: 422, the good
+            # points written
+            if result.conflicted_lines:
+                reason, dropped = result.conflict_message, result.conflicted_lines
+            else:
+                reason, dropped = result.refused_message, result.refused_samples
+            message = f"failure writing points to database: partial write: {reason}"
+            return _v2_error(422, "unprocessable entity", f"{message} dropped={dropped}")
         return Response(status_code=204, headers=_headers())
 
     @router.api_route("/ping", methods=["GET", "HEAD"], summary="InfluxDB liveness probe")

@@ -2,12 +2,14 @@
 
 Every value from a caller reaches SQL as a bound parameter, never as SQL text. Timestamps come back as
 integer nanoseconds (metric samples: milliseconds); attribute values get back the OTLP type they were
-sent with (see model.py for the ...AttributeTypes maps).
+sent with (see model.py for the ...AttributeTypes maps); line protocol samples the field type they
+were written with (metrics_field_types: integers as ints, booleans as bools).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +125,27 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+
+
+def typed_sample(value: float, field_type: str) -> Any:
+    """A stored sample value in its line protocol field type: integer and unsigned as int (exact up to
+    2**53, beyond that the nearest double, as stored), boolean as bool, float as format_double text."""
+    if field_type in ("integer", "unsigned") and math.isfinite(value):
+        return int(value)
+    if field_type == "boolean":
+        return value != 0.0
+    return format_double(value)
+
+
+def _field_type(labels: dict[str, str], types: list[dict[str, Any]]) -> str:
+    """The field type of a series: that of the most specific write target its labels match ("float",
+    the Prometheus sample type, when none does: scraped, remote-written and OTLP series)."""
+    best, size = "float", -1
+    for t in types:
+        scope = dict(t["ScopeLabels"])
+        if len(scope) > size and all(labels.get(k) == v for k, v in scope.items()):
+            best, size = t["FieldType"], len(scope)
+    return best
 
 
 class StoreReader:
@@ -348,11 +371,23 @@ class StoreReader:
             "AND TimestampMs BETWEEN {start:Int64} AND {end:Int64} ORDER BY Fingerprint, TimestampMs",
             span,
         )
-        out: dict[int, dict[str, Any]] = {
-            s["Fingerprint"]: {"labels": dict(s["SeriesLabels"]), "samples": [], "exemplars": []} for s in series
-        }
+        types = self._rows(
+            "SELECT any(ScopeLabels) AS ScopeLabels, argMin(FieldType, Updated) AS FieldType "
+            "FROM {db}.metrics_field_types WHERE MetricName = {metric:String} GROUP BY Scope",
+            {"metric": metric},
+        )
+        out: dict[int, dict[str, Any]] = {}
+        for s in series:
+            series_labels: dict[str, str] = dict(s["SeriesLabels"])
+            out[s["Fingerprint"]] = {
+                "labels": series_labels,
+                "type": _field_type(series_labels, types),
+                "samples": [],
+                "exemplars": [],
+            }
         for r in samples:
-            out[r["Fingerprint"]]["samples"].append([r["TimestampMs"], format_double(r["Value"])])
+            found = out[r["Fingerprint"]]
+            found["samples"].append([r["TimestampMs"], typed_sample(r["Value"], found["type"])])
         for r in exemplars:
             out[r["Fingerprint"]]["exemplars"].append(
                 {
@@ -364,6 +399,16 @@ class StoreReader:
                 }
             )
         return list(out.values())
+
+    def field_types(self) -> list[tuple[str, str, str]]:
+        """(write scope, metric name, field type) of every recorded line protocol field, the first type
+        recorded winning, to seed the field type rule at startup."""
+        rows = self._rows(
+            "SELECT Scope, MetricName, argMin(FieldType, Updated) AS FieldType FROM {db}.metrics_field_types "
+            "GROUP BY Scope, MetricName",
+            {},
+        )
+        return [(r["Scope"], r["MetricName"], r["FieldType"]) for r in rows]
 
     def known_series(self) -> list[tuple[int, str]]:
         """(fingerprint, metric name) of every stored series, to seed the series limits at startup."""

@@ -183,6 +183,21 @@ CREATE TABLE IF NOT EXISTS {db}.metrics_metadata (
 ORDER BY MetricName
 """
 
+# The type of each line protocol field (InfluxDB's names: float, integer, unsigned, boolean, string),
+# per write target (`Scope`, canonical `db=d,rp=r` or `bucket=b`; `ScopeLabels` the same as labels,
+# which the target's series carry) and metric: what makes a conflicting write refusable after a restart
+# and lets readers give values back in their type (pipeline/field_types.py). Written once per type.
+_FIELD_TYPES = """
+CREATE TABLE IF NOT EXISTS {db}.metrics_field_types (
+    MetricName String,
+    Scope String,
+    ScopeLabels Map(String, String),
+    FieldType LowCardinality(String),
+    Updated DateTime64(3) DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(Updated)
+ORDER BY (MetricName, Scope)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "traces", (_TRACES, _TRACE_ID_TS, _TRACE_ID_TS_MV)),
     Migration(2, "logs", (_LOGS,)),
@@ -190,6 +205,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The writer fills otel_traces_trace_id_ts itself (an Arrow group-by per insert): the view's
     # GROUP BY cost a quarter of the insert's CPU. The table and its rows are the same as before.
     Migration(4, "trace id lookup written by the collector", ("DROP VIEW IF EXISTS {db}.otel_traces_trace_id_ts_mv",)),
+    Migration(5, "line protocol field types", (_FIELD_TYPES,)),
 )
 
 # table -> (retention key, TTL column expression)

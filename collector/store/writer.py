@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.model import MetricBatch, MetricMetadata
+from collector.model import MapColumn, MetricBatch, MetricMetadata
 from collector.store.engine import Engine
 
 # Re-write a known series at least this often so the series table's TTL only drops dead series.
@@ -83,6 +83,21 @@ class StoreWriter:
             for fp in merged.series:
                 self._series_written[fp] = now
             self._metadata_written.update(merged.metadata)
+
+    def write_field_types(self, scope: str, scope_labels: dict[str, str], types: Sequence[tuple[str, str]]) -> None:
+        """(metric, field type) of one write target (pipeline/field_types.py), each as it is first set."""
+        labels = MapColumn()
+        for _ in types:
+            labels.add_row(scope_labels)
+        table = pa.table(
+            {
+                "MetricName": pa.array([metric for metric, _ in types], pa.string()),
+                "Scope": pa.array([scope] * len(types), pa.string()),
+                "ScopeLabels": labels.to_arrow(),
+                "FieldType": pa.array([kind for _, kind in types], pa.string()),
+            }
+        )
+        self._insert("metrics_field_types", table)
 
 
 def trace_time_ranges(spans: pa.Table) -> pa.Table:

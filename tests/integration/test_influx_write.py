@@ -44,13 +44,15 @@ def test_influxdb_client_v2_batched_gzip(collector: CollectorProcess) -> None:
     assert all(s["labels"]["bucket"] == "telemetry" for s in idle)
     got = sorted((ts, float(v)) for s in idle for ts, v in s["samples"])
     assert got == [(now_ns // 1_000_000 + i, 90.5 + i) for i in range(300)]
-    procs = sorted(float(v) for s in _series(collector, "cpu_procs", host=host) for _, v in s["samples"])
-    assert procs == [float(i) for i in range(300)]
+    assert {s["type"] for s in idle} == {"float"}
+    procs = _series(collector, "cpu_procs", host=host)
+    assert {s["type"] for s in procs} == {"integer"}
+    assert sorted(v for s in procs for _, v in s["samples"]) == list(range(300))  # JSON integers
     assert _series(collector, "cpu_state", host=host) == []  # string fields are not samples
     [healthy] = _series(collector, "disk_healthy", host=host)
-    assert healthy["samples"] == [[now_ns // 1_000_000, "1.0"]]
+    assert (healthy["type"], healthy["samples"]) == ("boolean", [[now_ns // 1_000_000, True]])
     [free] = _series(collector, "disk_free", host=host)
-    assert float(free["samples"][0][1]) == 2**40
+    assert (free["type"], free["samples"]) == ("integer", [[now_ns // 1_000_000, 2**40]])
 
 
 def test_v1_partial_write_stores_the_good_lines(collector: CollectorProcess) -> None:
@@ -66,7 +68,7 @@ def test_v1_partial_write_stores_the_good_lines(collector: CollectorProcess) -> 
     assert r.json()["error"].endswith("dropped=1")
     assert r.headers["x-influxdb-version"]
     [series] = _series(collector, "mem_used", host=host, db="ops")
-    assert series["samples"] == [[1700000000000, "1.0"], [1700000002000, "3.0"]]
+    assert series["samples"] == [[1700000000000, 1], [1700000002000, 3]]
 
 
 def test_v2_rejects_a_batch_with_a_bad_line(collector: CollectorProcess) -> None:

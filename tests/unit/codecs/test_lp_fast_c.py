@@ -3,7 +3,8 @@
 Compared end to end on generated bodies (plain lines, escapes, quotes, comments, CRLF, blanks, bad
 lines, every precision, numbers at the edges of their ranges, invalid UTF-8): the samples with their
 labels and fingerprints, the metadata, the errors, the skipped string fields and the bookkeeping the
-forwarder uses (accepted lines, untimed line numbers, receipt time).
+forwarder uses (accepted lines, untimed line numbers, receipt time), and per sample and string field
+its type as written, line and metric name (what the field type rule judges).
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.codecs.influx_metrics import InfluxSamples, SeriesMapper, columns_to_samples, points_to_samples
-from collector.codecs.line_protocol import PRECISION_NS, format_line, parse_lines
-from collector.codecs.line_protocol_columns import LineScanner, c_scanner_available
+from collector.codecs.influx_metrics import (
+    InfluxSamples,
+    SeriesMapper,
+    columns_to_samples,
+    points_to_samples,
+)
+from collector.codecs.influx_metrics import _name as metric_of
+from collector.codecs.line_protocol import KIND_STRING, PRECISION_NS, Points, format_line, parse_lines
+from collector.codecs.line_protocol_columns import KIND_CODES, LineScanner, c_scanner_available
 
 pytestmark = pytest.mark.skipif(
     not c_scanner_available(), reason="C scanner not built: run `make venv` (needs gcc and Python headers)"
@@ -131,6 +138,25 @@ def _samples(out: InfluxSamples) -> tuple[object, ...]:
     return b.fingerprint, b.timestamp_ms, values, b.series, b.metadata, out.samples, out.skipped_strings
 
 
+def _typed_rows(points: Points) -> tuple[list[tuple[int, int, str]], list[tuple[int, str, str, str]]]:
+    """The reference: per sample (kind code, line, metric name); per string field (line, measurement,
+    field, metric name)."""
+    numeric, strings = [], []
+    for measurement, fld, kind, number in zip(points.measurement, points.field, points.kind, points.line, strict=True):
+        if kind == KIND_STRING:
+            strings.append((number, measurement, fld, metric_of(measurement, fld)))
+        else:
+            numeric.append((KIND_CODES[kind], number, metric_of(measurement, fld)))
+    return numeric, strings
+
+
+def _typed_samples(out: InfluxSamples) -> tuple[list[tuple[int, int, str]], list[tuple[int, str, str, str]]]:
+    names = out.metric_names
+    numeric = list(zip(out.kind.tolist(), out.line.tolist(), [names[c] for c in out.metric.tolist()], strict=True))
+    strings = [(n, *out.field_of(out.samples + i), names[c]) for i, (n, c) in enumerate(out.strings)]
+    return numeric, strings
+
+
 def _check_same(
     body: bytes,
     precision: str,
@@ -144,7 +170,9 @@ def _check_same(
         columns, col_errors = one.parse(body, precision, NOW)
         assert col_errors == errors
         assert (columns.lines, columns.untimed, columns.received) == (points.lines, points.untimed, points.received)
-        assert _samples(columns_to_samples(columns, extra, mapper)) == _samples(reference)
+        mapped = columns_to_samples(columns, extra, mapper)
+        assert _samples(mapped) == _samples(reference)
+        assert _typed_samples(mapped) == _typed_rows(points)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -225,6 +253,24 @@ def test_plain_lines_are_not_left_to_python() -> None:
     body = b"cpu,host=h1,core=c0 usage_user=1.5,usage_system=2.25,usage_idle=3i 1700000000000000000\n" * 3
     *_, fallback, untimed, accepted = _lp_fast.Scanner().parse(body, 1, 0)
     assert (fallback, untimed, accepted) == ([], [], 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "kinds"),
+    [
+        (b"m a=1,b=-2.5e3,c=.5", ["float", "float", "float"]),
+        (b"m a=1i,b=-9223372036854775808i", ["int", "int"]),
+        (b"m a=0u,b=18446744073709551615u", ["uint", "uint"]),
+        (b"m a=t,b=FALSE,c=True,d=f", ["bool", "bool", "bool", "bool"]),
+        (b"m a=1e400", []),  # overflow: a bad line, no rows
+        (b"m,h=x a=1,b=2i,c=3u,d=true 5\nm\\,h=y a=1i", ["float", "int", "uint", "bool", "int"]),
+    ],
+)
+def test_kinds_of_the_c_scanner(body: bytes, kinds: list[str]) -> None:
+    """Each sample row carries its field's type as written (KIND_CODES), on both paths."""
+    for scanner in (LineScanner(), LineScanner(use_c=False)):
+        columns, _ = scanner.parse(body, "ns", NOW)
+        assert columns.kind.tolist() == [KIND_CODES[k] for k in kinds]
 
 
 def test_pair_ids_stay_across_bodies_and_reset_past_the_bound() -> None:

@@ -18,11 +18,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from collector.codecs.influx_metrics import columns_to_samples
+from collector.codecs.line_protocol_columns import LineScanner
 from collector.codecs.otlp_logs import decode_logs
 from collector.codecs.otlp_traces import decode_traces
 from collector.codecs.otlp_values import TimeWindow
 from collector.config import RetentionSettings
 from collector.model import MetricBatch, MetricMetadata
+from collector.pipeline.field_types import FieldTypes, write_scope
 from collector.store.engine import Engine
 from collector.store.readers import LogQuery, StoreReader, TraceQuery
 from collector.store.schema import MIGRATIONS, apply_retention, migrate
@@ -205,6 +208,46 @@ def test_metric_series_samples_and_exemplars(engine: Engine, db: str) -> None:
     assert len(reader.series("http_requests_total", [], 0, 10_000)) == 2
     rows = engine.query(f"SELECT count() FROM {db}.metrics_series").column(0)[0].as_py()
     assert rows == 2
+
+
+def test_line_protocol_samples_read_back_in_their_field_type(engine: Engine, db: str) -> None:
+    """Field types recorded per write target come back on the series that target wrote, and seed the rule."""
+    writer, reader = StoreWriter(engine, db), StoreReader(engine, db)
+    body = (
+        b"m,h=a i=-9007199254740993i,u=18446744073709551615u,b=true,f=1.5 1000000\n"
+        b"m,h=a i=42i,u=0u,b=false,f=-0.0 2000000\n"
+    )
+    columns, _ = LineScanner().parse(body, "ns", 0)
+    types = FieldTypes()
+    for labels in ({"db": "d"}, {"bucket": "b"}):
+        samples = columns_to_samples(columns, labels)
+        scope = write_scope(labels)
+        writer.write_field_types(scope, labels, types.check(samples, scope).new_types)
+        writer.write_metrics([samples.batch])
+    batch = MetricBatch()  # a scraped series of the same name, no write target: floats
+    batch.add_sample({"__name__": "m_i", "job": "scrape"}, 1, 7.0)
+    writer.write_metrics([batch])
+
+    def read(metric: str, label: tuple[str, str]) -> tuple[str, list[list[object]]]:
+        [found] = reader.series(metric, [label], 0, 10_000)
+        return found["type"], found["samples"]
+
+    for label in (("db", "d"), ("bucket", "b")):
+        # integers beyond 2**53 come back as the nearest double, as stored
+        assert read("m_i", label) == ("integer", [[1, -9007199254740992], [2, 42]])
+        assert read("m_u", label) == ("unsigned", [[1, 18446744073709551616], [2, 0]])
+        assert read("m_b", label) == ("boolean", [[1, True], [2, False]])
+        assert read("m_f", label) == ("float", [[1, "1.5"], [2, "-0.0"]])
+    assert read("m_i", ("job", "scrape")) == ("float", [[1, "7.0"]])
+    assert all(type(v) is int for _, v in reader.series("m_i", [("db", "d")], 0, 10_000)[0]["samples"])
+    assert sorted(reader.field_types()) == sorted(
+        (scope, metric, kind)
+        for scope in ("bucket=b", "db=d")
+        for metric, kind in (("m_i", "integer"), ("m_u", "unsigned"), ("m_b", "boolean"), ("m_f", "float"))
+    )
+    seeded = FieldTypes(reader.field_types())
+    again, _ = LineScanner().parse(b"m,h=z i=1.5 3000000", "ns", 0)
+    assert seeded.check(columns_to_samples(again, {"db": "d"}), "db=d").dropped_lines == [1]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
