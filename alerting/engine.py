@@ -105,6 +105,9 @@ class RuleEngine:
             state = self._new_state(group)
             self._restore(state)
             self._groups[group.key] = state
+        for key in store.group_keys():
+            if key not in self._groups:  # configured away while we were down: forgotten, as on reload
+                store.delete_group(key)
 
     # -- building and restoring state ------------------------------------------------------------------
 

@@ -192,6 +192,10 @@ def test_restart_restores_from_the_store(tmp_path: Path) -> None:
     again.evaluate_group(GROUP, 102.0)
     high = [a for a in again.alerts() if a["labels"]["alertname"] == "High"]
     assert [(a["state"], a["activeAt"]) for a in high] == [("firing", "1970-01-01T00:01:40Z")]
+    again.store.close()
+    other = RuleGroup(name="other", file="/rules/a.yml", interval_s=1.0, rules=(HIGH,))
+    third, _ = _engine(tmp_path, table, RecordingNotifier(), [other])
+    assert third.alerts() == [] and third.store.group_keys() == []  # a group configured away is forgotten
 
 
 def test_run_evaluates_at_the_groups_slots(tmp_path: Path) -> None:
