@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import exposition
 
 from collector import __version__
+from collector.api.correlate import correlate_router
 from collector.api.jaeger import jaeger_router
 from collector.api.loki import LokiAPI, loki_router
 from collector.api.obs import obs_router
@@ -33,13 +34,16 @@ from collector.pipeline.admission import Admission
 from collector.pipeline.decoding import Decoder, effective_max_age
 from collector.pipeline.field_types import FieldTypes
 from collector.pipeline.ingest import Ingest
+from collector.pipeline.metrics_generator import MetricsGenerator
 from collector.pipeline.series_limits import SeriesLimits
+from collector.query.correlate import Correlator
 from collector.query.promql.engine import Engine as PromQLEngine
 from collector.receivers.influx_http import influx_router
 from collector.receivers.otlp_grpc import otlp_grpc_server
 from collector.receivers.otlp_http import otlp_router
 from collector.receivers.remote_write_http import remote_write_router
 from collector.receivers.scraper import Scraper, TargetStatus
+from collector.store.correlation_reads import CorrelationReads
 from collector.store.engine import Engine
 from collector.store.log_search import LogSearch
 from collector.store.promql_reads import MetricReads
@@ -110,6 +114,7 @@ def build(settings: Settings) -> Collector:
         metrics_window=(max_age["metrics"], limits.max_future),
         forward=forwarding,
         field_types=FieldTypes(reader.field_types()),
+        generator=MetricsGenerator.from_settings(settings.metrics_generator),
     )
     return Collector(settings, engine, metrics, ingest, reader, forwarding)
 
@@ -146,6 +151,9 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     trace_search = TraceSearch(c.engine, c.settings.storage.database)
     app.include_router(jaeger_router(trace_search))
     app.include_router(tempo_router(trace_search))
+    db = c.settings.storage.database
+    correlator = Correlator(c.reader, MetricReads(c.engine, db), CorrelationReads(c.engine, db))
+    app.include_router(correlate_router(correlator))
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -8,6 +8,8 @@ Nothing here runs at import time: `load_settings` is called by the composition r
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -321,6 +323,79 @@ class QuerySettings(_Section):
     lookback_delta: Duration = Field(default=300.0, gt=0)
 
 
+def _check_buckets(buckets: list[float]) -> None:
+    if not buckets:
+        raise ValueError("histogram_buckets must not be empty")
+    if any(not math.isfinite(b) or b <= 0 for b in buckets):
+        raise ValueError("histogram_buckets must be positive, finite seconds (+Inf is always added)")
+    if any(a >= b for a, b in itertools.pairwise(buckets)):
+        raise ValueError("histogram_buckets must be in increasing order, without repeats")
+
+
+def _check_attributes(names: list[str], what: str, labels: bool = False) -> None:
+    """Attribute names: none empty or repeated; with `labels`, none that become the same label name."""
+    if any(not n.strip() for n in names):
+        raise ValueError(f"{what}: an attribute name cannot be empty")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what}: {dup[0]!r} is listed twice")
+    if labels:
+        seen: dict[str, str] = {}
+        for n in names:
+            label = re.sub(r"[^a-zA-Z0-9_]", "_", n)
+            if label in seen:
+                raise ValueError(f"{what}: {seen[label]!r} and {n!r} would both be the label {label!r}")
+            seen[label] = n
+
+
+class SpanMetricsSettings(_Section):
+    """traces_spanmetrics_calls_total and traces_spanmetrics_latency, as Tempo's span-metrics processor."""
+
+    enabled: bool = True
+    # Upper bounds in seconds (Tempo's default: 2 ms doubling 14 times, to 16.384 s).
+    histogram_buckets: list[float] = [0.002 * 2**i for i in range(14)]
+    # Resource or span attributes (resource first) that become extra labels, e.g. http.method -> http_method.
+    dimensions: list[str] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> SpanMetricsSettings:
+        _check_buckets(self.histogram_buckets)
+        _check_attributes(self.dimensions, "dimensions", labels=True)
+        return self
+
+
+class ServiceGraphSettings(_Section):
+    """traces_service_graph_* edges between services, as Tempo's service-graphs processor."""
+
+    enabled: bool = True
+    # Upper bounds in seconds (Tempo's default: 0.1 s doubling 8 times, to 12.8 s).
+    histogram_buckets: list[float] = [0.1 * 2**i for i in range(8)]
+    dimensions: list[str] = []
+    # How long half of an edge waits for the other (the edge store's TTL), and how many halves may wait.
+    wait: Duration = Field(default=10.0, gt=0)
+    max_items: int = Field(default=10_000, gt=0)
+    # Span attributes naming the server of a client span that no server span answers (a virtual node).
+    peer_attributes: list[str] = ["peer.service", "db.name", "db.system"]
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceGraphSettings:
+        _check_buckets(self.histogram_buckets)
+        _check_attributes(self.dimensions, "dimensions", labels=True)
+        _check_attributes(self.peer_attributes, "peer_attributes")
+        return self
+
+
+class MetricsGeneratorSettings(_Section):
+    """Metrics derived from received spans, under Tempo's metrics-generator names (pipeline/metrics_generator.py)."""
+
+    # Every live series' cumulative value is written this often (Tempo's registry.collection_interval).
+    collection_interval: Duration = Field(default=15.0, gt=0)
+    # A series no span updated for this long is no longer written (Tempo's registry.stale_duration).
+    stale_duration: Duration = Field(default=900.0, gt=0)
+    span_metrics: SpanMetricsSettings = SpanMetricsSettings()
+    service_graphs: ServiceGraphSettings = ServiceGraphSettings()
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -329,6 +404,7 @@ class Settings(_Section):
     scrape: ScrapeSettings = ScrapeSettings()
     forward: ForwardSettings = ForwardSettings()
     query: QuerySettings = QuerySettings()
+    metrics_generator: MetricsGeneratorSettings = MetricsGeneratorSettings()
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -194,7 +194,7 @@ def jaeger_router(search: TraceSearch) -> APIRouter:
             return error(404, "trace not found")
         return envelope([jaeger_trace(spans)])
 
-    @router.get("/dependencies", summary="Calls between services, from parent/child spans of different services")
+    @router.get("/dependencies", summary="Calls between services: the service graph's client/server span pairs")
     async def dependencies(endTs: str = "", lookback: str = "") -> JSONResponse:
         try:
             end_ms = _int(endTs, "endTs") if endTs else time.time_ns() // 10**6

@@ -22,6 +22,7 @@ from collector.codecs.otlp_metrics import decode_metrics
 from collector.codecs.otlp_traces import c_flattener_available, check_traces, decode_traces, flatten_traces_c
 from collector.codecs.otlp_values import Rejections, TimeWindow
 from collector.codecs.otlp_wire import PROTOBUF, parse_request
+from collector.pipeline.log_trace_ids import fill_trace_ids
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ def decode_otlp(signal: str, body: bytes, encoding: str, max_age: float, max_fut
         decoded = _decode_traces(request, body, encoding, window)  # type: ignore[arg-type]
     elif signal == "logs":
         logs, rejected = decode_logs(request, window)  # type: ignore[arg-type]
+        fill_trace_ids(logs)  # OTLP records and Loki lines that name their trace only in the text
         decoded = Decoded(signal, len(logs), rejected, logs.to_arrow(), len(logs) + rejected.count)
     else:
         result = decode_metrics(request, window)  # type: ignore[arg-type]

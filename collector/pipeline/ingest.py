@@ -6,6 +6,8 @@ PermanentError (bad data) or RetryableError (overload, store down) for the recei
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,6 +25,7 @@ from collector.pipeline.decoding import Decoded, Decoder
 from collector.pipeline.delta_to_cumulative import DeltaToCumulative
 from collector.pipeline.field_types import FieldTypes, write_scope
 from collector.pipeline.group_commit import GroupCommitter
+from collector.pipeline.metrics_generator import MetricsGenerator
 from collector.pipeline.series_limits import LimitOutcome, SeriesLimits
 from collector.store.engine import StoreUnavailable
 from collector.store.writer import StoreWriter
@@ -104,9 +107,11 @@ class Ingest:
         metrics_window: tuple[float, float] = (0.0, 0.0),
         forward: Forward | None = None,
         field_types: FieldTypes | None = None,
+        generator: MetricsGenerator | None = None,
     ) -> None:
         """metrics_window: (max age, max future) in seconds for metric samples; 0 is unbounded.
-        field_types: the recorded line protocol field types (seeded from the store)."""
+        field_types: the recorded line protocol field types (seeded from the store).
+        generator: derives metrics from spans once they are stored, and writes them as samples."""
         self._writer = writer
         self._field_types = field_types or FieldTypes()
         self._decoder = decoder
@@ -118,6 +123,8 @@ class Ingest:
         self._forward: Forward = forward or NoForward()
         self._influx_scanner = LineScanner()
         self._influx_series = SeriesMapper()
+        self._generator = generator
+        self._generator_task: asyncio.Task[None] | None = None
         self.committers: dict[str, GroupCommitter] = {
             signal: GroupCommitter(signal, write, max_batch_rows, min_insert_interval, group_wait)
             for signal, write in (
@@ -130,8 +137,18 @@ class Ingest:
     def start(self) -> None:
         for committer in self.committers.values():
             committer.start()
+        if self._generator is not None:
+            self._generator_task = asyncio.get_running_loop().create_task(
+                self._generator.run(self.derived), name="metrics-generator"
+            )
 
     async def close(self) -> None:
+        if self._generator is not None and self._generator_task is not None:
+            self._generator_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._generator_task
+            with contextlib.suppress(Exception):  # the last totals, while the committers still run
+                await self.derived(self._generator.collect())
         for committer in self.committers.values():
             await committer.close()
         self._decoder.close()
@@ -268,6 +285,14 @@ class Ingest:
         limited = await self._store_samples(batch, "scrape")
         self._metrics.accepted.labels("metrics", "scrape").inc(len(limited.batch))
 
+    async def derived(self, batch: MetricBatch) -> None:
+        """Write what the metrics generator collected (span metrics, service graph)."""
+        if not len(batch):
+            return
+        self._metrics.received.labels("metrics", "metrics_generator").inc(len(batch))
+        limited = await self._store_samples(batch, "metrics_generator")
+        self._metrics.accepted.labels("metrics", "metrics_generator").inc(len(limited.batch))
+
     async def _store_samples(self, batch: MetricBatch, protocol: str) -> LimitOutcome:
         """Series limits, then the store, then the forwarders: the path every metric sample takes."""
         limited = self._limit(batch, protocol)
@@ -319,6 +344,9 @@ class Ingest:
             m.queue_depth.labels(signal).set(committer.queued_rows + rows)
             await committer.submit(payload, rows)
             m.queue_depth.labels(signal).set(committer.queued_rows)
+            if signal == "traces" and self._generator is not None:
+                # After the insert: a refused one is retried by the client and must not count twice.
+                await asyncio.get_running_loop().run_in_executor(None, self._generator.observe, payload)
         m.accepted.labels(signal, protocol).inc(accepted)
         if signal == "metrics":
             commit_deltas()

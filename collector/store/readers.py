@@ -76,6 +76,7 @@ class LogQuery:
     end_ns: int = 0
     limit: int = 100
     backward: bool = True
+    without_trace_id: bool = False  # only records that carry no trace id
 
 
 _SPAN_COLUMNS = """
@@ -284,6 +285,8 @@ class StoreReader:
         if q.trace_id:
             where.append("TraceId = {trace_id:String}")
             params["trace_id"] = q.trace_id
+        if q.without_trace_id:
+            where.append("TraceId = ''")
         if q.contains:
             where.append("position(Body, {contains:String}) > 0")
             params["contains"] = q.contains

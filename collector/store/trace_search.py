@@ -255,18 +255,20 @@ class TraceSearch:
         return [(r["SpanName"], r["SpanKind"]) for r in rows]
 
     def dependencies(self, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
-        """(parent service, child service, calls): parent/child span pairs whose services differ, both
-        spans started in [start, end]."""
+        """(client service, server service, calls): the edges of the service graph
+        (pipeline/service_graph.py) in the stored spans: a SERVER (or CONSUMER) span whose parent is a
+        CLIENT (or PRODUCER) span, both started in [start, end] and both of a named service."""
         rows = self._rows(
             """SELECT p.ServiceName AS Parent, c.ServiceName AS Child, count() AS Calls
             FROM (SELECT TraceId, ParentSpanId, ServiceName FROM {db}.otel_traces
-                  WHERE ParentSpanId != '' AND Timestamp >= fromUnixTimestamp64Nano({start:Int64})
+                  WHERE ParentSpanId != '' AND SpanKind IN ('Server', 'Consumer') AND ServiceName != ''
+                  AND Timestamp >= fromUnixTimestamp64Nano({start:Int64})
                   AND Timestamp <= fromUnixTimestamp64Nano({end:Int64})) AS c
             INNER JOIN (SELECT TraceId, SpanId, ServiceName FROM {db}.otel_traces
-                  WHERE Timestamp >= fromUnixTimestamp64Nano({start:Int64})
+                  WHERE SpanKind IN ('Client', 'Producer') AND ServiceName != ''
+                  AND Timestamp >= fromUnixTimestamp64Nano({start:Int64})
                   AND Timestamp <= fromUnixTimestamp64Nano({end:Int64})) AS p
             ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
-            WHERE p.ServiceName != c.ServiceName
             GROUP BY Parent, Child ORDER BY Parent, Child""",
             {"start": start_ns, "end": end_ns},
         )

@@ -51,6 +51,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorPro
     config = tmp / "obs.yaml"
     config.write_text(
         f"""
+metrics_generator:
+  collection_interval: 1s
+  service_graphs: {{wait: 2s}}
 scrape:
   jobs:
     - job_name: demo
@@ -272,3 +275,226 @@ def test_injected_payment_errors_show_as_error_spans_and_logs_and_the_stock_come
     records = _wait(error_logs)
     assert records, "no error logs from payments and orders for the trace"
     assert all(r["severity_number"] >= 17 for r in records)  # ERROR and above
+
+
+# -- metrics derived from the spans, and correlation ------------------------------------------------
+
+
+def _stored_spans(c: CollectorProcess) -> list[dict[str, Any]]:
+    """Every stored span of a trace that touches a demo service, read back through the Jaeger API:
+    {trace_id, span_id, parent_span_id, service, name, kind ("server"...), status ("", "OK", "ERROR")}."""
+    traces: dict[str, dict[str, Any]] = {}
+    for service in sorted(DEMO_SERVICES):
+        r = httpx.get(f"{c.url}/jaeger/api/traces", params={"service": service, "limit": 5000}, timeout=30)
+        assert r.status_code == 200, r.text
+        found = r.json()["data"]
+        assert len(found) < 5000
+        traces.update((t["traceID"], t) for t in found)
+    spans = []
+    for t in traces.values():
+        for s in t["spans"]:
+            tags = {tag["key"]: tag["value"] for tag in s["tags"]}
+            parents = [ref["spanID"] for ref in s["references"] if ref["refType"] == "CHILD_OF"]
+            spans.append(
+                {
+                    "trace_id": s["traceID"],
+                    "span_id": s["spanID"],
+                    "parent_span_id": parents[0] if parents else "",
+                    "service": t["processes"][s["processID"]]["serviceName"],
+                    "name": s["operationName"],
+                    "kind": tags.get("span.kind", ""),
+                    "status": tags.get("otel.status_code", ""),
+                }
+            )
+    return spans
+
+
+def _span_pairs(spans: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(client service, server service) -> requests: server spans whose parent is a client span."""
+    by_id = {(s["trace_id"], s["span_id"]): s for s in spans}
+    pairs: dict[tuple[str, str], int] = {}
+    for s in spans:
+        parent = by_id.get((s["trace_id"], s["parent_span_id"]))
+        if s["kind"] == "server" and parent is not None and parent["kind"] == "client":
+            key = (parent["service"], s["service"])
+            pairs[key] = pairs.get(key, 0) + 1
+    return pairs
+
+
+def _instant(c: CollectorProcess, query: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{c.url}/api/v1/query", params={"query": query}, timeout=10)
+    assert r.status_code == 200, r.text
+    result: list[dict[str, Any]] = r.json()["data"]["result"]
+    return result
+
+
+def _place_orders(stack: Stack, n: int) -> None:
+    for i in range(n):
+        response = stack.place(f"graph-{i}", [{"sku": "KB-001", "qty": 1}])
+        assert response.status_code == 201, response.text
+
+
+def test_service_graph_edges_equal_the_client_server_pairs_of_the_stored_spans(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    _place_orders(stack, 3)
+
+    def compare() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        want = _span_pairs(_stored_spans(collector))
+        got = {
+            (s["metric"]["client"], s["metric"]["server"]): int(float(s["value"][1]))
+            for s in _instant(collector, 'traces_service_graph_request_total{connection_type=""}')
+        }
+        return want, got
+
+    def settled() -> bool:
+        want, got = compare()
+        edges = {("gateway", "orders"), ("orders", "inventory"), ("orders", "payments")}
+        return edges <= set(want) and want == got
+
+    assert _wait(settled), compare()
+    want, _ = compare()
+    assert want[("gateway", "orders")] >= 3 and want[("orders", "payments")] >= 3
+    # The Jaeger dependencies are the same graph, read from the stored spans.
+    r = httpx.get(f"{collector.url}/jaeger/api/dependencies", params={"lookback": 86_400_000}, timeout=10)
+    dependencies = {(d["parent"], d["child"]): d["callCount"] for d in r.json()["data"]}
+    assert dependencies == want
+    # Requests that came from outside (no parent span) hang off the virtual client "user".
+    user = _instant(collector, 'traces_service_graph_request_total{client="user", server="gateway"}')
+    assert user and user[0]["metric"]["connection_type"] == "virtual_node"
+    # Latency histograms of the same edges, as seen by the client and by the server.
+    for side in ("client", "server"):
+        counts = {
+            (s["metric"]["client"], s["metric"]["server"]): int(float(s["value"][1]))
+            for s in _instant(collector, f'traces_service_graph_request_{side}_seconds_count{{connection_type=""}}')
+        }
+        assert counts == want
+
+
+def test_span_metrics_count_every_stored_span_by_service_name_kind_and_status(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    _place_orders(stack, 2)
+
+    def compare() -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], int]]:
+        want: dict[tuple[str, ...], int] = {}
+        for s in _stored_spans(collector):
+            if s["service"] in DEMO_SERVICES:
+                kind = "SPAN_KIND_" + (s["kind"].upper() or "UNSPECIFIED")
+                key = (s["service"], s["name"], kind, "STATUS_CODE_" + (s["status"] or "UNSET"))
+                want[key] = want.get(key, 0) + 1
+        got: dict[tuple[str, ...], int] = {}
+        for series in _instant(collector, "traces_spanmetrics_calls_total"):
+            m = series["metric"]
+            if m["service"] in DEMO_SERVICES:
+                got[(m["service"], m["span_name"], m["span_kind"], m["status_code"])] = int(float(series["value"][1]))
+        return want, got
+
+    def settled() -> bool:
+        want, got = compare()
+        return {key[0] for key in want} >= DEMO_SERVICES and want == got
+
+    assert _wait(settled), compare()
+    want, _ = compare()
+    # The latency histogram counts the same spans.
+    counts = {
+        (m["service"], m["span_name"], m["span_kind"], m["status_code"]): int(float(s["value"][1]))
+        for s in _instant(collector, "traces_spanmetrics_latency_count")
+        for m in [s["metric"]]
+        if m["service"] in DEMO_SERVICES
+    }
+    assert counts == want
+
+
+def _push_loki(c: CollectorProcess, service: str, lines: list[tuple[int, str]]) -> None:
+    body = {"streams": [{"stream": {"service_name": service}, "values": [[str(ns), line] for ns, line in lines]}]}
+    r = httpx.post(f"{c.url}/loki/api/v1/push", json=body, timeout=10)
+    assert r.status_code == 204, r.text
+
+
+def test_correlation_from_a_demo_request_to_its_logs_series_and_exemplars_and_back(
+    e2e: tuple[CollectorProcess, Stack],
+) -> None:
+    collector, stack = e2e
+    trace_id = secrets.token_hex(16)
+    response = stack.place("corr-dave", [{"sku": "KB-001", "qty": 1}], traceparent=f"00-{trace_id}-{'2' * 16}-01")
+    assert response.status_code == 201, response.text
+
+    def correlated() -> dict[str, Any]:
+        r = httpx.get(f"{collector.url}/api/obs/correlate", params={"trace_id": trace_id}, timeout=10)
+        if r.status_code == 404:
+            return {}
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        ids = {s["span_id"] for s in body["trace"]["spans"]} | {"2" * 16}
+        whole = all(s["parent_span_id"] in ids for s in body["trace"]["spans"])  # each exporter in its own time
+        spans_exemplars = {e["series_labels"]["__name__"] for e in body["exemplars"]}
+        series = {(s["labels"]["__name__"], s["labels"]["service"]) for s in body["metrics"]["series"]}
+        ready = (
+            whole
+            and set(body["trace"]["services"]) >= DEMO_SERVICES
+            and {r["service"] for r in body["logs"]["by_trace_id"]} >= DEMO_SERVICES
+            and "traces_spanmetrics_latency_bucket" in spans_exemplars
+            and {("traces_spanmetrics_calls_total", "orders"), ("http_server_requests_total", "orders")} <= series
+        )
+        return body if ready else {}
+
+    body = _wait(correlated)
+    assert body, "the trace never had its logs, RED series and exemplars together"
+    trace = body["trace"]
+    assert trace["trace_id"] == trace_id and trace["root"]["service"] == "gateway"
+    assert trace["span_count"] == len(trace["spans"])
+    assert {s["span_id"] for s in trace["spans"]} <= {s["span_id"] for s in _trace(collector, trace_id)}
+    assert all(r["trace_id"] == trace_id for r in body["logs"]["by_trace_id"])
+    assert all(e["trace_id"] == trace_id for e in body["exemplars"])
+    start, end = int(trace["start_time_unix_nano"]), int(trace["end_time_unix_nano"])
+    assert body["metrics"]["start_ms"] <= start // 10**6 and end // 10**6 <= body["metrics"]["end_ms"]
+
+    # Log lines that name the trace only in their text get its ids at ingest; lines without any id are
+    # found by service and time.
+    marker = secrets.token_hex(4)
+    _push_loki(
+        collector,
+        "orders",
+        [(start + 1, f"level=info msg=audit-{marker} trace_id={trace_id}"), (start + 2, f"untraced-{marker}")],
+    )
+
+    def pushed_lines() -> tuple[list[str], list[str]]:
+        got = httpx.get(f"{collector.url}/api/obs/correlate", params={"trace_id": trace_id}, timeout=10).json()
+        by_id = [r["body"] for r in got["logs"]["by_trace_id"] if marker in r["body"]]
+        by_time = [r["body"] for r in got["logs"]["by_service_and_time"] if marker in r["body"]]
+        return by_id, by_time
+
+    assert _wait(
+        lambda: pushed_lines() == ([f"level=info msg=audit-{marker} trace_id={trace_id}"], [f"untraced-{marker}"])
+    )
+
+    # From a log record to its trace.
+    record = next(r for r in body["logs"]["by_trace_id"] if r["service"] == "payments")
+    r = httpx.get(f"{collector.url}/api/obs/correlate", params={"log": record["log"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert trace_id in {t["trace_id"] for t in r.json()["traces"]}
+    assert record["log"] in {rec["log"] for rec in r.json()["logs"]}
+
+    # From a metric series at a time to the exemplar traces near it.
+    exemplar = next(
+        e for e in body["exemplars"] if e["series_labels"]["__name__"] == "traces_spanmetrics_latency_bucket"
+    )
+    selector = (
+        "traces_spanmetrics_latency_bucket{"
+        + ",".join(f'{k}="{v}"' for k, v in exemplar["series_labels"].items() if k != "__name__")
+        + "}"
+    )
+    params = {"series": selector, "time": str(exemplar["timestamp_ms"] / 1000), "window": "1m"}
+    r = httpx.get(f"{collector.url}/api/obs/correlate", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    found = r.json()
+    assert found["trace_ids"][0] == trace_id and found["exemplars"][0]["distance_ms"] == 0
+
+    # Unknown things and bad requests.
+    missing = httpx.get(f"{collector.url}/api/obs/correlate", params={"trace_id": "0" * 31 + "1"}, timeout=10)
+    assert missing.status_code == 404
+    for bad in ({}, {"trace_id": trace_id, "log": record["log"]}, {"log": "orders"}, {"series": "rate("}):
+        assert httpx.get(f"{collector.url}/api/obs/correlate", params=bad, timeout=10).status_code == 400

@@ -67,6 +67,23 @@ def test_yaml_and_env_overrides(tmp_path: Path) -> None:
         ),
         ("scrape:\n  jobs: [{job_name: a}, {job_name: a}]\n", {}, "scrape: job_name 'a' is used twice"),
         ("scrape:\n  jobs: [{job_name: a, metrics_path: metrics}]\n", {}, "metrics_path 'metrics' must start with /"),
+        (
+            "metrics_generator:\n  span_metrics:\n    histogram_buckets: [0.1, 0.1]\n",
+            {},
+            "metrics_generator.span_metrics: histogram_buckets must be in increasing order",
+        ),
+        (
+            "metrics_generator:\n  service_graphs:\n    histogram_buckets: []\n",
+            {},
+            "metrics_generator.service_graphs: histogram_buckets must not be empty",
+        ),
+        (
+            "metrics_generator:\n  span_metrics:\n    dimensions: [http.method, http_method]\n",
+            {},
+            "would both be the label 'http_method'",
+        ),
+        ("", {"OBS_METRICS_GENERATOR__SERVICE_GRAPHS__WAIT": "0"}, "metrics_generator.service_graphs.wait (from"),
+        ("", {"OBS_METRICS_GENERATOR__COLLECTION_INTERVAL": "soon"}, "metrics_generator.collection_interval (from"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
