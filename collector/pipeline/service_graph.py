@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,28 +55,65 @@ _SERVER_KINDS = {"Server": "", "Consumer": MESSAGING_SYSTEM}
 # Read from each client or server span: the database hints, then where a database call went.
 _DB_HINTS = ("db.name", "db.system")
 _DB_SERVER = ("peer.service", "server.address", "network.peer.address", "network.peer.port")
+_COLUMNS = [
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+]
 
 
-@dataclass
 class Edge:
-    """One request between two services while its halves are being paired. Durations in seconds."""
+    """One request between two services while its halves are being paired. Durations in seconds; the
+    span fields name the latest half seen (the exemplar), its end time in ms."""
 
-    trace_id: str
-    expires_at: float
-    root: bool = False  # its server span has no parent
-    connection_type: str = ""
-    client: str = ""
-    server: str = ""
-    client_seconds: float = 0.0
-    server_seconds: float = 0.0
-    failed: bool = False
-    peer_node: str = ""
-    dimensions: dict[str, str] = field(default_factory=dict)
-    span: SpanRef | None = None  # the latest half seen, for the exemplar
+    __slots__ = (
+        "client",
+        "client_seconds",
+        "connection_type",
+        "dimensions",
+        "end_ms",
+        "expires_at",
+        "failed",
+        "peer_node",
+        "root",
+        "server",
+        "server_seconds",
+        "span_id",
+        "trace_id",
+    )
 
-    @property
-    def complete(self) -> bool:
-        return bool(self.client) and bool(self.server)
+    def __init__(self, trace_id: str, expires_at: float, root: bool = False) -> None:
+        self.trace_id = trace_id
+        self.expires_at = expires_at
+        self.root = root  # its server span has no parent
+        self.connection_type = ""
+        self.client = ""
+        self.server = ""
+        self.client_seconds = 0.0
+        self.server_seconds = 0.0
+        self.failed = False
+        self.peer_node = ""
+        self.dimensions: tuple[str, ...] = ()
+        self.span_id = ""
+        self.end_ms = 0
+
+
+def _text_or_null(column: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
+def _first_text(columns: Sequence[pa.Array]) -> pa.Array:
+    """Per row, the first non-empty text of `columns`, else ""."""
+    if not columns:
+        return pa.nulls(0, pa.string())
+    return pc.fill_null(pc.coalesce(*(_text_or_null(c) for c in columns)), "")
 
 
 class ServiceGraph:
@@ -108,78 +145,88 @@ class ServiceGraph:
     # -- spans in ---------------------------------------------------------------------------------
 
     def observe(self, spans: pa.Table, now_s: float, now_ms: int) -> None:
-        """Pair the client, server, producer and consumer spans of an otel_traces table."""
+        """Pair the client, server, producer and consumer spans of an otel_traces table.
+
+        What can be is read in Arrow for the whole batch (kinds, the database and peer attributes); the
+        loop over the remaining spans only looks up and fills edges."""
         kinds = pc.is_in(spans.column("SpanKind"), pa.array([*_CLIENT_KINDS, *_SERVER_KINDS]))
-        spans = spans.filter(kinds)
+        wanted = pc.and_(kinds, pc.not_equal(spans.column("ServiceName"), ""))
+        spans = spans.select(_COLUMNS).filter(wanted)  # events and links are not read: not filtered either
         if spans.num_rows == 0:
             return
-        wanted = sorted({*_DB_HINTS, *_DB_SERVER, *self.dimensions})
-        attrs = {key: attribute_column(spans, key).to_pylist() for key in wanted}
-        span_only = {
-            key: pc.fill_null(pc.map_lookup(spans.column("SpanAttributes"), pa.scalar(key), "first"), "").to_pylist()
-            for key in self.peer_attributes
-        }
-        ends = end_times_ms(spans).tolist()
-        columns = spans.select(
-            ["TraceId", "SpanId", "ParentSpanId", "SpanKind", "ServiceName", "Duration", "StatusCode"]
-        ).to_pylist()
-        for i, row in enumerate(columns):
-            service = row["ServiceName"]
-            if not service:  # as Tempo: a resource without service.name is not a node
-                continue
-            seconds = row["Duration"] / 1e9
-            ref = SpanRef(row["TraceId"], row["SpanId"], ends[i], seconds)
-            dims = {d: attrs[d][i] for d in self.dimensions if attrs[d][i]}
-            failed = row["StatusCode"] == "Error"
-            kind = row["SpanKind"]
-            if kind in _CLIENT_KINDS:
-                key: tuple[str, ...] = (row["TraceId"], row["SpanId"])
-                edge = self._edge(key, row["TraceId"], False, "client", service, now_s, now_ms)
-                if edge is None:
-                    continue
-                edge.connection_type = _CLIENT_KINDS[kind]
-                edge.client, edge.client_seconds = service, seconds
-                peer = next((span_only[k][i] for k in self.peer_attributes if span_only[k][i]), "")
-                edge.peer_node = peer or edge.peer_node
-                if any(attrs[h][i] for h in _DB_HINTS):
-                    edge.connection_type = DATABASE
-                    edge.server_seconds = seconds
-                    edge.server = _database_server(attrs, i) or edge.server
+        attr = {key: attribute_column(spans, key) for key in sorted({*_DB_HINTS, *_DB_SERVER})}
+        is_db = pc.or_(pc.not_equal(attr["db.name"], ""), pc.not_equal(attr["db.system"], ""))
+        address = attr["network.peer.address"]
+        with_port = pc.if_else(
+            pc.equal(attr["network.peer.port"], ""),
+            address,
+            pc.binary_join_element_wise(address, attr["network.peer.port"], ":"),
+        )
+        db_server = _first_text([attr["peer.service"], attr["server.address"], with_port, attr["db.name"]])
+        span_attrs = spans.column("SpanAttributes")
+        peer = _first_text([pc.map_lookup(span_attrs, pa.scalar(k), "first") for k in self.peer_attributes])
+        if not self.peer_attributes:
+            peer = pa.array([""] * spans.num_rows, pa.string())
+        dims = [attribute_column(spans, d).to_pylist() for d in self.dimensions]
+        dim_rows: list[tuple[str, ...]] = list(zip(*dims, strict=True)) if dims else [()] * spans.num_rows
+        seconds = (spans.column("Duration").to_numpy().astype(np.float64) / 1e9).tolist()
+        completed: list[Edge] = []
+        for row in zip(
+            spans.column("TraceId").to_pylist(),
+            spans.column("SpanId").to_pylist(),
+            spans.column("ParentSpanId").to_pylist(),
+            spans.column("SpanKind").to_pylist(),
+            spans.column("ServiceName").to_pylist(),
+            seconds,
+            pc.equal(spans.column("StatusCode"), "Error").to_pylist(),
+            end_times_ms(spans).tolist(),
+            is_db.to_pylist(),
+            db_server.to_pylist(),
+            peer.to_pylist(),
+            dim_rows,
+            strict=True,
+        ):
+            trace_id, span_id, parent, kind, service, duration, failed, end_ms, db, db_at, peer_node, dim = row
+            client_side = kind in _CLIENT_KINDS
+            if client_side:
+                key: tuple[str, ...] = (trace_id, span_id)
             else:
-                parent = row["ParentSpanId"]
-                key = (row["TraceId"], parent) if parent else (row["TraceId"], "", row["SpanId"])
-                edge = self._edge(key, row["TraceId"], not parent, "server", service, now_s, now_ms)
-                if edge is None:
-                    continue
+                key = (trace_id, parent) if parent else (trace_id, "", span_id)
+            edge = self.edges.get(key)
+            if edge is None:
+                if len(self.edges) >= self.max_items:
+                    self.expire(now_s, now_ms)
+                    if len(self.edges) >= self.max_items:
+                        self.dropped.add((service, "", "") if client_side else ("", service, ""), 1.0, now_ms)
+                        continue
+                edge = self.edges[key] = Edge(trace_id, now_s + self.wait_s, not client_side and not parent)
+            if client_side:
+                edge.connection_type = _CLIENT_KINDS[kind]
+                edge.client, edge.client_seconds = service, duration
+                if peer_node:
+                    edge.peer_node = peer_node
+                if db:
+                    edge.connection_type = DATABASE
+                    edge.server_seconds = duration
+                    if db_at:
+                        edge.server = db_at
+            else:
                 edge.connection_type = _SERVER_KINDS[kind]
-                edge.server, edge.server_seconds = service, seconds
+                edge.server, edge.server_seconds = service, duration
             edge.failed = edge.failed or failed
-            edge.dimensions.update(dims)
-            edge.span = ref
-            if edge.complete:
+            if dim:
+                edge.dimensions = tuple(new or old for new, old in zip(dim, edge.dimensions or dim, strict=True))
+            edge.span_id, edge.end_ms = span_id, end_ms
+            if edge.client and edge.server:
                 del self.edges[key]
-                self._count(edge, now_ms)
-
-    def _edge(
-        self, key: tuple[str, ...], trace_id: str, root: bool, side: str, service: str, now_s: float, now_ms: int
-    ) -> Edge | None:
-        """The waiting edge of `key`, or a new one; None when the store is full (the span is dropped)."""
-        edge = self.edges.get(key)
-        if edge is not None:
-            return edge
-        if len(self.edges) >= self.max_items:
-            self.expire(now_s, now_ms)
-            if len(self.edges) >= self.max_items:
-                values = (service, "", "") if side == "client" else ("", service, "")
-                self.dropped.add(values, 1.0, now_ms)
-                return None
-        edge = self.edges[key] = Edge(trace_id, now_s + self.wait_s, root)
-        return edge
+                completed.append(edge)
+        self._count(completed, now_ms)
 
     # -- time passes ------------------------------------------------------------------------------
 
     def expire(self, now_s: float, now_ms: int) -> int:
         """Settle the halves whose wait is over (oldest first); returns how many were settled."""
+        virtual: list[Edge] = []
         settled = 0
         while self.edges:
             key, edge = next(iter(self.edges.items()))
@@ -189,30 +236,40 @@ class ServiceGraph:
             settled += 1
             if not edge.client and edge.root:
                 edge.client, edge.connection_type = USER, VIRTUAL_NODE
-                self._count(edge, now_ms)
+                virtual.append(edge)
             elif edge.client and not edge.server and edge.peer_node:
                 edge.server, edge.connection_type = edge.peer_node, VIRTUAL_NODE
-                self._count(edge, now_ms)
+                virtual.append(edge)
             else:
                 self.unpaired.add((edge.client, edge.server, edge.connection_type), 1.0, now_ms)
+        self._count(virtual, now_ms)
         return settled
 
-    def _count(self, edge: Edge, now_ms: int) -> None:
-        values = (
-            edge.client,
-            edge.server,
-            edge.connection_type,
-            *(edge.dimensions.get(d, "") for d in self.dimensions),
-        )
-        self.requests.add(values, 1.0, now_ms, edge.span)
-        if edge.failed:
-            self.failed.add(values, 1.0, now_ms, edge.span)
-        server_ref = client_ref = edge.span
-        if edge.span is not None:
-            server_ref = SpanRef(edge.span.trace_id, edge.span.span_id, edge.span.end_ms, edge.server_seconds)
-            client_ref = SpanRef(edge.span.trace_id, edge.span.span_id, edge.span.end_ms, edge.client_seconds)
-        self.server_seconds.observe(values, edge.server_seconds, now_ms, server_ref)
-        self.client_seconds.observe(values, edge.client_seconds, now_ms, client_ref)
+    def _count(self, edges: Sequence[Edge], now_ms: int) -> None:
+        """Count completed edges, grouped by their label values (one update per series and bucket)."""
+        groups: dict[tuple[str, ...], list[Edge]] = {}
+        blank = ("",) * len(self.dimensions)
+        for e in edges:
+            groups.setdefault((e.client, e.server, e.connection_type, *(e.dimensions or blank)), []).append(e)
+        for values, members in groups.items():
+            last = members[-1]
+            ref = SpanRef(last.trace_id, last.span_id, last.end_ms, 1.0)
+            self.requests.add(values, float(len(members)), now_ms, ref)
+            failed = sum(1 for e in members if e.failed)
+            if failed:
+                self.failed.add(values, float(failed), now_ms, ref)
+            for family, seconds in (
+                (self.server_seconds, [e.server_seconds for e in members]),
+                (self.client_seconds, [e.client_seconds for e in members]),
+            ):
+                by_bucket: dict[int, tuple[float, float, int]] = {}
+                for i, value in enumerate(seconds):
+                    b = family.bucket_of(value)
+                    n, total, _ = by_bucket.get(b, (0.0, 0.0, 0))
+                    by_bucket[b] = (n + 1, total + value, i)
+                for b, (n, total, i) in by_bucket.items():
+                    e = members[i]
+                    family.add(values, b, n, total, now_ms, SpanRef(e.trace_id, e.span_id, e.end_ms, seconds[i]))
 
     # -- samples out ------------------------------------------------------------------------------
 
@@ -221,14 +278,3 @@ class ServiceGraph:
             family.collect(batch, now_ms, stale_before_ms)
         self.unpaired.collect(batch, now_ms, stale_before_ms)
         self.dropped.collect(batch, now_ms, stale_before_ms)
-
-
-def _database_server(attrs: dict[str, list[str]], i: int) -> str:
-    """Where a database call went, in Tempo's order of precedence; "" when the span does not say."""
-    for key in ("peer.service", "server.address"):
-        if attrs[key][i]:
-            return attrs[key][i]
-    host, port = attrs["network.peer.address"][i], attrs["network.peer.port"][i]
-    if host:
-        return f"{host}:{port}" if port else host
-    return attrs["db.name"][i]
