@@ -495,9 +495,10 @@ static int parse_line(Scanner *sc, Out *o, const char *p, const char *e, int32_t
             Py_ssize_t d[3] = {o->value.len / 8, eq + 1 - o->body, c - eq - 1};
             if (buf_put(&o->deferred, d, sizeof d) < 0) return -1;
         }
-        if (buf_put(&o->value, &v, 8) < 0 || buf_put(&o->kind, &kind, 1) < 0 || buf_put(&o->pair_id, &pair, 4) < 0 ||
+        if (buf_put(&o->value, &v, 8) < 0 || buf_reserve(&o->kind, 1) < 0 || buf_put(&o->pair_id, &pair, 4) < 0 ||
             buf_put(&o->ts, &ts, 8) < 0 || buf_put(&o->line, &line, 4) < 0)
             return -1;
+        o->kind.data[o->kind.len++] = (char)kind;
         if (c == fe) break;
         f = c + 1;
         if (f == fe) goto fallback;  /* a trailing comma */
