@@ -127,7 +127,7 @@ def prometheus_api(c: Collector, targets: Callable[[], list[TargetStatus]]) -> P
         reads, lookback_delta_ms=int(q.lookback_delta * 1000), max_samples=q.max_samples, timeout_s=q.timeout
     )
     runner = QueryRunner(promql, QueryLimits(timeout_s=q.timeout, max_concurrency=q.max_concurrency))
-    return PrometheusAPI(reads, runner, targets)
+    return PrometheusAPI(reads, runner, targets, alerting_url=q.alerting_url)
 
 
 def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: []) -> FastAPI:

@@ -321,6 +321,10 @@ class QuerySettings(_Section):
     max_samples: int = Field(default=50_000_000, gt=0)
     max_concurrency: int = Field(default=20, gt=0)
     lookback_delta: Duration = Field(default=300.0, gt=0)
+    # The alerting service's base URL: /api/v1/rules and /api/v1/alerts are answered from it, so Grafana's
+    # Prometheus datasource shows its rules and alerts. Empty: both answer empty lists, as a Prometheus
+    # without rules does.
+    alerting_url: str = ""
 
 
 def _check_buckets(buckets: list[float]) -> None:
@@ -421,6 +425,9 @@ class ConfigError(Exception):
 # The one section of obs.yaml that is not the collector's: the local stack `obs up` runs.
 STACK_KEY = "stack"
 STACK_ENV_PREFIX = "OBS_STACK__"
+# The alerting service's section: read and checked by `alerting` itself (alerting/config.py), not here.
+ALERTING_KEY = "alerting"
+ALERTING_ENV_PREFIX = "OBS_ALERTING__"
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str], prefix: str = "OBS_") -> dict[str, str]:
@@ -432,7 +439,9 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str], prefix: str = "OBS_"
     for name, raw in sorted(env.items()):
         if not name.startswith(prefix):
             continue
-        if prefix == "OBS_" and (name.startswith(("OBS_TEST_", STACK_ENV_PREFIX)) or name == "OBS_CONFIG"):
+        if prefix == "OBS_" and (
+            name.startswith(("OBS_TEST_", STACK_ENV_PREFIX, ALERTING_ENV_PREFIX)) or name == "OBS_CONFIG"
+        ):
             continue
         path = [part.lower() for part in name[len(prefix) :].split("__")]
         if not all(path):
@@ -472,6 +481,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     """Read the YAML file (if any), apply environment overrides, validate. Raises ConfigError."""
     data = read_yaml(path)
     data.pop(STACK_KEY, None)  # the local stack's settings: `obs up` reads and checks them (obs/stack_config.py)
+    data.pop(ALERTING_KEY, None)  # the alerting service's settings: it reads and checks them itself
     origins = apply_env(data, os.environ if env is None else env)
     try:
         return Settings.model_validate(data)

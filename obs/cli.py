@@ -1,4 +1,4 @@
-"""The `obs` command: `up`, `down`, `status`, `fault` for the local stack; `collector`, `check-config` as before."""
+"""The `obs` command: `up`, `down`, `status`, `fault`, `silence` for the local stack; `collector`, `check-config`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from collector.cli import main as collector_main
 from collector.config import ConfigError
 from obs.control import render_status, status_rows, stop_stack, supervisor_alive
 from obs.faults import fault_targets, parse_assignments, send_faults
+from obs.silence import SilenceCommandError, list_silences
+from obs.silence import add as add_silence
+from obs.silence import expire as expire_silence
 from obs.stack_plan import (
     LoadedStack,
     build_stages,
@@ -54,6 +57,8 @@ def _stack_urls(loaded: LoadedStack) -> dict[str, str]:
     urls["OTLP/HTTP"] = f"{c['otlp_http']}/v1/"
     if c["otlp_grpc"]:
         urls["OTLP/gRPC"] = c["otlp_grpc"]
+    if loaded.alerting is not None:
+        urls["alerting"] = f"{loaded.alerting.public_url}/api/v1/alerts"
     if loaded.stack.discovery.enabled:
         urls["discovery"] = f"http://127.0.0.1:{loaded.stack.discovery.port}/v1/services"
     if loaded.stack.gateway.enabled:
@@ -81,7 +86,9 @@ def _up(loaded: LoadedStack, load: float | None) -> int:
             if _port_in_use(port):
                 busy.append(f"collector {label} port {port}")
     if busy:
-        return _fail("ports already in use (change them under stack: / server: in obs.yaml): " + ", ".join(busy), 1)
+        return _fail(
+            "ports already in use (change them under stack: / server: / alerting: in obs.yaml): " + ", ".join(busy), 1
+        )
     write_collector_config(loaded)
     print(f"Observatory {__version__}: starting the stack (data and logs in {paths.data_dir})", flush=True)
     supervisor = Supervisor(
@@ -134,6 +141,27 @@ def _fault(loaded: LoadedStack, service: str, instance: str | None, clear: bool,
     return 0 if all(r.ok for r in results) else 1
 
 
+def _silence(loaded: LoadedStack, args: argparse.Namespace) -> int:
+    if args.url:
+        base = args.url.rstrip("/")
+    elif loaded.alerting is not None:
+        base = loaded.alerting.public_url
+    else:
+        return _fail("alerting is disabled in this configuration (stack.alerting.enabled); give --url")
+    try:
+        if args.action == "add":
+            print(add_silence(base, args.matchers, args.duration, args.comment, args.author))
+        elif args.action == "expire":
+            for silence_id in args.ids:
+                expire_silence(base, silence_id)
+                print(f"expired {silence_id}")
+        else:
+            list_silences(base, args.expired, sys.stdout)
+    except SilenceCommandError as exc:
+        return _fail(str(exc), 1)
+    return 0
+
+
 def _run_collector(path: Path | None, argv_tail: list[str]) -> int:
     """The collector's own commands, given obs.yaml without its `stack:` section."""
     if path is None:
@@ -166,6 +194,18 @@ def _parser() -> argparse.ArgumentParser:
                        "crash=BOOL memory_leak=KB_PER_S; what is not given goes back to its default")  # fmt: skip
     fault.add_argument("--instance", default=None, help="only this instance (e.g. inventory-2)")
     fault.add_argument("--clear", action="store_true", help="turn every fault off (DELETE /admin/faults)")
+    silence = sub.add_parser("silence", help="add, list or expire silences of the alerting service")
+    silence.add_argument("--url", default=None, help="the alerting service (default: from alerting.port)")
+    silence_sub = silence.add_subparsers(dest="action", required=True)
+    add = silence_sub.add_parser("add", help='mute alerts matching all MATCHERS, e.g. alertname="HighErrorRate"')
+    add.add_argument("matchers", nargs="+", help='name="value", name!="value", name=~"regex", name!~"regex"')
+    add.add_argument("--duration", "-d", default="1h", help="how long, e.g. 30m, 2h (default 1h)")
+    add.add_argument("--comment", "-m", required=True, help="why (shown beside the silence)")
+    add.add_argument("--author", "-a", default=None, help="who (default: the user name)")
+    listing = silence_sub.add_parser("list", help="the silences, soonest ending first")
+    listing.add_argument("--expired", action="store_true", help="also those that have expired")
+    expire = silence_sub.add_parser("expire", help="end silences now")
+    expire.add_argument("ids", nargs="+")
     sub.add_parser("collector", help="run the collector alone (OTLP receivers, store, query APIs)")
     check = sub.add_parser("check-config", help="validate the configuration and print the effective settings")
     check.add_argument("--json", action="store_true", help="print the settings as JSON")
@@ -189,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             print(loaded.collector.model_dump_json(indent=2))
             print(json.dumps({"stack": loaded.stack.model_dump(mode="json")}, indent=2))
+            if loaded.alerting is not None:
+                print(json.dumps({"alerting": loaded.alerting.model_dump(mode="json", by_alias=True)}, indent=2))
             return 0
         if args.command == "up":
             rate = None if args.load is None else (loaded.stack.load.rate if args.load < 0 else args.load)
@@ -198,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             return stop_stack(loaded.paths.state_file, timeout, sys.stdout)
         if args.command == "status":
             return _status(loaded, args.json)
+        if args.command == "silence":
+            return _silence(loaded, args)
         return _fault(loaded, args.service, args.instance, args.clear, args.settings)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}")

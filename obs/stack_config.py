@@ -43,6 +43,12 @@ class SingletonConfig(_Section):
     port: int = Field(ge=1, le=65535)
 
 
+class ToggleConfig(_Section):
+    """A part of the stack configured elsewhere (alerting: its own `alerting:` section) that `obs up` may skip."""
+
+    enabled: bool = True
+
+
 class LoadConfig(_Section):
     """The load generator, started only with `obs up --load [RATE]`."""
 
@@ -77,6 +83,8 @@ class StackConfig(_Section):
     services_dir: Path | None = None
     discovery: SingletonConfig = SingletonConfig(port=8761)
     gateway: SingletonConfig = SingletonConfig(port=8080)
+    # The alerting service (port and rules under `alerting:`), started right after the collector.
+    alerting: ToggleConfig = ToggleConfig()
     # Started in parallel after discovery and before the gateway, in this order in displays.
     services: dict[str, ServiceConfig] = Field(default_factory=_default_services)
     load: LoadConfig = LoadConfig()

@@ -1,7 +1,8 @@
 """What `obs up` runs: the collector's generated config and one ProcessSpec per process, in start stages.
 
-Start order (ARCHITECTURE.md): the collector first (everything sends to it), then discovery (services
-register with it), then the business services, then the gateway (it resolves the services), then loadgen.
+Start order (ARCHITECTURE.md): the collector first (everything sends to it), then alerting (it queries the
+collector), then discovery (services register with it), then the business services, then the gateway (it
+resolves the services), then loadgen.
 Environment per process follows demo-services/README.md.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from collector.config import ConfigError, Settings, load_settings, read_yaml
+from alerting.config import AlertingConfigError, AlertingSettings, load_alerting_section
+from collector.config import ALERTING_KEY, ConfigError, Settings, load_settings, read_yaml
 from obs.stack_config import StackConfig, collector_env, split_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,16 +54,20 @@ class StackPaths:
     log_dir: Path
     state_file: Path
     collector_config: Path
+    alerting_config: Path
 
 
 @dataclass(frozen=True)
 class LoadedStack:
-    """obs.yaml read and validated: the stack section, the collector's settings and its raw config."""
+    """obs.yaml read and validated: the stack section, the collector's settings and its raw config, and the
+    alerting service's settings and raw section (None when stack.alerting.enabled is false)."""
 
     stack: StackConfig
     collector: Settings
     collector_data: dict[str, Any]
     paths: StackPaths
+    alerting: AlertingSettings | None = None
+    alerting_data: dict[str, Any] = field(default_factory=dict)
 
 
 def _validate_collector(data: dict[str, Any], env: Mapping[str, str], source: str) -> Settings:
@@ -102,12 +108,62 @@ def load_stack(config_path: Path | None, env: Mapping[str, str]) -> LoadedStack:
     """Read obs.yaml (or defaults) with environment overrides. Raises ConfigError naming the key."""
     source = str(config_path) if config_path else "configuration"
     stack, rest = split_config(read_yaml(config_path), env, source)
+    alerting_section = rest.pop(ALERTING_KEY, None) or {}
+    if not isinstance(alerting_section, dict):
+        raise ConfigError(f"{source}: {ALERTING_KEY}: must be a mapping of keys")
     rest = _with_scrape_job(rest, stack)
     settings = _validate_collector(rest, collector_env(env), source)
     data_dir = (stack.data_dir or settings.storage.data_dir).resolve()
     run_dir = data_dir / "run"
-    paths = StackPaths(data_dir, run_dir, data_dir / "logs", run_dir / "stack.json", run_dir / "collector.yaml")
-    return LoadedStack(stack, settings, rest, paths)
+    paths = StackPaths(
+        data_dir,
+        run_dir,
+        data_dir / "logs",
+        run_dir / "stack.json",
+        run_dir / "collector.yaml",
+        run_dir / "alerting.yaml",
+    )
+    if not stack.alerting.enabled:
+        return LoadedStack(stack, settings, rest, paths)
+    base_dir = config_path.resolve().parent if config_path else Path.cwd()
+    alerting_data = _alerting_defaults(alerting_section, settings, data_dir, base_dir)
+    try:
+        alerting = load_alerting_section(alerting_data, env, source, base_dir)
+    except AlertingConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    rest = _with_alerting(rest, alerting)
+    settings = _validate_collector(rest, collector_env(env), source)
+    return LoadedStack(stack, settings, rest, paths, alerting, alerting_data)
+
+
+def _alerting_defaults(section: dict[str, Any], collector: Settings, data_dir: Path, base_dir: Path) -> dict[str, Any]:
+    """The user's `alerting:` section, pointed at this stack's collector and data directory unless it says
+    otherwise; relative paths made absolute (the generated file lives in run/, not beside obs.yaml)."""
+    urls = collector_urls(collector)
+    data = dict(section)
+    data.setdefault("query_url", urls["http"])
+    data.setdefault("remote_write_url", f"{urls['http']}/api/v1/write")
+    data.setdefault("state_dir", str(data_dir / "alerting"))
+    for key in ("rule_files", "extension_files"):
+        if isinstance(data.get(key), list):
+            data[key] = [p if Path(str(p)).is_absolute() else str(base_dir / str(p)) for p in data[key]]
+    if isinstance(data.get("state_dir"), str) and not Path(data["state_dir"]).is_absolute():
+        data["state_dir"] = str(base_dir / data["state_dir"])
+    return data
+
+
+def _with_alerting(data: dict[str, Any], alerting: AlertingSettings) -> dict[str, Any]:
+    """The collector config answering /api/v1/rules and /api/v1/alerts from the alerting service, and
+    scraping its /metrics (rule evaluation and notification health), unless the user set either."""
+    query = dict(data.get("query") or {})
+    query.setdefault("alerting_url", f"http://{_loopback(alerting.host)}:{alerting.port}")
+    scrape = dict(data.get("scrape") or {})
+    jobs = list(scrape.get("jobs") or [])
+    if not any(isinstance(j, dict) and j.get("job_name") == "alerting" for j in jobs):
+        target = f"{_loopback(alerting.host)}:{alerting.port}"
+        jobs.append({"job_name": "alerting", "scrape_interval": "15s", "static_configs": [{"targets": [target]}]})
+    scrape["jobs"] = jobs
+    return {**data, "query": query, "scrape": scrape}
 
 
 def split_collector_config(config_path: Path, env: Mapping[str, str], out_dir: Path) -> Path:
@@ -185,6 +241,19 @@ def build_stages(loaded: LoadedStack, env: Mapping[str, str], load_rate: float |
         health_url=f"{urls['http']}/readyz",
     )
     stages.append(Stage("collector", [collector]))
+    if loaded.alerting is not None:
+        port = loaded.alerting.port
+        alerting = ProcessSpec(
+            name="alerting",
+            service="alerting",
+            instance_id="alerting",
+            argv=[py, "-m", "alerting", "--config", str(paths.alerting_config)],
+            env=dict(base_env),
+            log_path=log("alerting"),
+            port=port,
+            health_url=f"http://{_loopback(loaded.alerting.host)}:{port}/-/ready",
+        )
+        stages.append(Stage("alerting", [alerting]))
 
     def singleton(name: str, port: int) -> ProcessSpec:
         """discovery or the gateway: one process, `python -m <name>`, alive once /healthz answers."""
@@ -251,7 +320,7 @@ def missing_modules(stages: list[Stage], stack: StackConfig) -> list[str]:
     missing = []
     for stage in stages:
         for spec in stage.processes:
-            if spec.service == "collector":
+            if spec.service in ("collector", "alerting"):  # part of this repository, not demo-services
                 continue
             module = spec.argv[2]
             if not (services_dir / module.replace(".", "/") / "__main__.py").exists():
@@ -266,7 +335,12 @@ def missing_modules(stages: list[Stage], stack: StackConfig) -> list[str]:
 
 
 def write_collector_config(loaded: LoadedStack) -> None:
+    """run/collector.yaml and run/alerting.yaml, the files the two processes are started with."""
     loaded.paths.run_dir.mkdir(parents=True, exist_ok=True)
-    text = "# Generated by `obs up` from obs.yaml (without `stack:`, plus the discovery scrape job).\n"
+    text = "# Generated by `obs up` from obs.yaml (without `stack:` and `alerting:`, plus the scrape jobs).\n"
     text += yaml.safe_dump(loaded.collector_data, sort_keys=False)
     loaded.paths.collector_config.write_text(text, encoding="utf-8")
+    if loaded.alerting is not None:
+        text = "# Generated by `obs up` from obs.yaml's `alerting:` section, pointed at this stack's collector.\n"
+        text += yaml.safe_dump({ALERTING_KEY: loaded.alerting_data}, sort_keys=False)
+        loaded.paths.alerting_config.write_text(text, encoding="utf-8")

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 from collector import __version__
 from collector.api import prom_params as params
 from collector.api.prom_queries import QueryRunner
+from collector.api.prom_rules_proxy import proxy_to_alerting
 from collector.api.prom_wire import ApiError, error, format_time, format_value, query_success, success
 from collector.query.promql.errors import PromQLError
 from collector.query.promql.storage import Matcher
@@ -76,6 +77,8 @@ class PrometheusAPI:
     reads: MetricReads
     runner: QueryRunner | None
     targets: Callable[[], list[TargetStatus]]
+    # The alerting service (`query.alerting_url`): /rules and /alerts are its answers; "" answers none.
+    alerting_url: str = ""
 
 
 async def _answer(work: Awaitable[Response]) -> Response:
@@ -314,13 +317,17 @@ def prometheus_router(api: PrometheusAPI) -> APIRouter:
     async def buildinfo() -> Response:
         return success(BUILD_INFO)
 
-    @router.get("/rules", summary="Alerting and recording rules (none yet)", response_class=Response)
-    async def rules() -> Response:
-        return success({"groups": []})
+    @router.get("/rules", summary="Alerting and recording rules (from the alerting service)", response_class=Response)
+    async def rules(request: Request) -> Response:
+        if not api.alerting_url:
+            return success({"groups": []})
+        return await proxy_to_alerting(api.alerting_url, "/api/v1/rules", request)
 
-    @router.get("/alerts", summary="Active alerts (none yet)", response_class=Response)
-    async def alerts() -> Response:
-        return success({"alerts": []})
+    @router.get("/alerts", summary="Active alerts (from the alerting service)", response_class=Response)
+    async def alerts(request: Request) -> Response:
+        if not api.alerting_url:
+            return success({"alerts": []})
+        return await proxy_to_alerting(api.alerting_url, "/api/v1/alerts", request)
 
     return router
 

@@ -109,7 +109,8 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
     stacks: list[Stack] = []
 
     def start(full: bool) -> Stack:
-        ports = {name: free_port() for name in ("http", "otlp_http", "otlp_grpc", "discovery", "gateway")}
+        names = ("http", "otlp_http", "otlp_grpc", "discovery", "gateway", "alerting")
+        ports = {name: free_port() for name in names}
         services: dict[str, Any] = {}
         for name, count in SERVICES.items():
             base = free_port()
@@ -123,6 +124,7 @@ def start_stack(tmp_path: Path) -> Iterator[StartStack]:
                 "otlp_grpc_port": ports["otlp_grpc"],
             },
             "storage": {"data_dir": str(tmp_path / "data")},
+            "alerting": {"port": ports["alerting"], "evaluation_interval": "1s"},
             "stack": {
                 "discovery": {"enabled": _built("discovery"), "port": ports["discovery"]},
                 "gateway": {"enabled": full and _built("gateway"), "port": ports["gateway"]},
@@ -204,7 +206,8 @@ def test_up_status_restart_fault_down(start_stack: StartStack) -> None:
     businesses = [p for p in procs.values() if p["service"] in SERVICES]
 
     # Health-ordered start: each stage starts once the one before is healthy.
-    order = [_healthy_at(out, "collector"), out.index("starting discovery"), _healthy_at(out, "discovery")]
+    order = [_healthy_at(out, "collector"), out.index("starting alerting"), _healthy_at(out, "alerting")]
+    order += [out.index("starting discovery"), _healthy_at(out, "discovery")]
     if businesses:
         order.append(out.index("starting services"))
         order.append(max(_healthy_at(out, p["name"]) for p in businesses))
@@ -222,6 +225,22 @@ def test_up_status_restart_fault_down(start_stack: StartStack) -> None:
     if businesses:
         first = businesses[0]["instance_id"]
         assert _wait(lambda: bool(_series(stack, "up", job="demo", instance_id=first)), 30), stack.output()
+
+    # Alerting evaluates the demo rules through this collector, and the collector answers Grafana's
+    # /api/v1/rules from it; `obs silence` reaches it without being told where it is.
+    collector_api = f"http://127.0.0.1:{stack.ports['http']}/api/v1"
+
+    def rules_evaluated() -> bool:
+        groups = httpx.get(f"{collector_api}/rules", timeout=5).json()["data"]["groups"]
+        names = {g["name"]: g for g in groups}
+        return {"demo-services", "demo-platform"} <= names.keys() and all(
+            r["health"] == "ok" for g in groups for r in g["rules"]
+        )
+
+    assert _wait(rules_evaluated, 30), httpx.get(f"{collector_api}/rules", timeout=5).text
+    added = stack.obs("silence", "add", 'alertname="ServiceDown"', "-d", "10m", "-m", "obs up test")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert added.stdout.strip() in stack.obs("silence", "list").stdout
 
     # Traffic flows: orders through the gateway; round-robin spreads each saga's steps over both
     # inventory instances, which must share one database.
@@ -274,10 +293,10 @@ def test_down_cleans_up_after_a_killed_supervisor(start_stack: StartStack) -> No
     stack = start_stack(False)
     stack.wait_up()
     status = stack.status()
-    assert [p["name"] for p in status["processes"]] == ["collector", "discovery"]
+    assert [p["name"] for p in status["processes"]] == ["collector", "alerting", "discovery"]
     stack.proc.send_signal(signal.SIGKILL)  # the supervisor dies without stopping its children
     stack.proc.wait(timeout=10)
-    assert len(stack.survivors()) == 2
+    assert len(stack.survivors()) == 3
     assert stack.obs("status").returncode == 1  # a stale state file: said so, with the orphans listed
     up_again = stack.obs("up")
     assert up_again.returncode == 1 and "died and left processes" in up_again.stderr

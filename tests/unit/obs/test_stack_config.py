@@ -77,11 +77,44 @@ def test_load_stack_adds_the_discovery_scrape_job_and_uses_the_data_dir(tmp_path
     loaded = load_stack(path, {})
     assert loaded.paths.state_file == tmp_path / "d" / "run" / "stack.json"
     assert loaded.paths.log_dir == tmp_path / "d" / "logs"
-    [job] = loaded.collector.scrape.jobs
+    job, alerting_job = loaded.collector.scrape.jobs
     assert job.job_name == "demo"
     assert job.scrape_interval == 5.0
     assert [sd.url for sd in job.http_sd_configs] == ["http://127.0.0.1:18761/sd/prometheus"]
+    assert alerting_job.job_name == "alerting"
+    assert [t.targets for t in alerting_job.static_configs] == [["127.0.0.1:9094"]]
     assert "stack" not in loaded.collector_data
+    assert "alerting" not in loaded.collector_data
+
+
+def test_load_stack_points_alerting_at_the_collector_and_the_collector_at_alerting(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        f"server: {{http_port: 19095}}\nstorage: {{data_dir: {tmp_path / 'd'}}}\n"
+        "alerting: {port: 19094, rule_files: [rules/*.yml], extension_files: []}\n",
+    )
+    loaded = load_stack(path, {"OBS_ALERTING__EVALUATION_INTERVAL": "5s"})
+    assert loaded.alerting is not None
+    assert loaded.alerting.query_url == "http://127.0.0.1:19095"
+    assert loaded.alerting.remote_write_url == "http://127.0.0.1:19095/api/v1/write"
+    assert loaded.alerting.state_dir == tmp_path / "d" / "alerting"
+    assert loaded.alerting.rule_files == (str(tmp_path / "rules/*.yml"),)
+    assert loaded.alerting.evaluation_interval == 5.0
+    assert loaded.collector.query.alerting_url == "http://127.0.0.1:19094"
+
+
+def test_an_alerting_error_names_the_users_file_and_the_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, "alerting: {evaluation_interval: often}\n")
+    with pytest.raises(ConfigError, match=f"^{path}: alerting.evaluation_interval: invalid duration"):
+        load_stack(path, {})
+
+
+def test_alerting_can_be_left_out_of_the_stack(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"storage: {{data_dir: {tmp_path}}}\nstack: {{alerting: {{enabled: false}}}}\n")
+    loaded = load_stack(path, {})
+    assert loaded.alerting is None
+    assert loaded.collector.query.alerting_url == ""
+    assert [s.title for s in build_stages(loaded, {}, None)][:2] == ["collector", "discovery"]
 
 
 def test_a_collector_error_names_the_users_file(tmp_path: Path) -> None:
@@ -106,7 +139,9 @@ def test_stages_start_in_order_with_the_contract_environment(tmp_path: Path) -> 
     )
     loaded = load_stack(path, {})
     stages = build_stages(loaded, {"PYTHONPATH": "/extra"}, load_rate=2.5)
-    assert [s.title for s in stages] == ["collector", "discovery", "services", "gateway", "load generator"]
+    titles = ["collector", "alerting", "discovery", "services", "gateway", "load generator"]
+    assert [s.title for s in stages] == titles
+    stages.pop(1)  # alerting: checked below
     assert [p.name for p in stages[2].processes] == ["orders-1", "inventory-1", "inventory-2"]
     collector = stages[0].processes[0]
     assert collector.health_url == "http://127.0.0.1:19095/readyz"
@@ -129,6 +164,9 @@ def test_stages_start_in_order_with_the_contract_environment(tmp_path: Path) -> 
     assert loadgen.argv[3:] == ["--gateway", "http://127.0.0.1:18080", "--api-key", "demo-key", "--rate", "2.5"]
     assert loadgen.health_url is None
     assert not loadgen.restart_on_success
+    [alerting] = build_stages(loaded, {}, load_rate=None)[1].processes
+    assert alerting.argv[1:] == ["-m", "alerting", "--config", str(tmp_path / "run" / "alerting.yaml")]
+    assert alerting.health_url == "http://127.0.0.1:9094/-/ready"
 
 
 def test_disabled_parts_are_left_out(tmp_path: Path) -> None:
@@ -136,7 +174,7 @@ def test_disabled_parts_are_left_out(tmp_path: Path) -> None:
         tmp_path,
         f"storage: {{data_dir: {tmp_path}}}\n"
         "stack: {discovery: {enabled: false, port: 8761}, gateway: {enabled: false, port: 8080},"
-        " services: {orders: {enabled: false, base_port: 8001}}}\n",
+        " services: {orders: {enabled: false, base_port: 8001}}, alerting: {enabled: false}}\n",
     )
     loaded = load_stack(path, {})
     assert loaded.collector.scrape.jobs == []  # nothing to discover targets from
