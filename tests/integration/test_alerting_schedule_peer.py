@@ -40,7 +40,7 @@ def test_offsets_equal_prometheus(tmp_path: Path) -> None:
         while time.monotonic() < deadline and len(seen) < len(GROUPS):
             for group in http.get(f"{prom}/api/v1/rules").json()["data"]["groups"]:
                 (rule,) = group["rules"]
-                if rule["alerts"]:
+                if rule["alerts"] and not group["lastEvaluation"].startswith("0001-"):  # Go zero: not done
                     assert group["file"] == str(rules_file)
                     seen[group["name"]] = (
                         go_time_ns(rule["alerts"][0]["activeAt"]),
