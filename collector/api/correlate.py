@@ -73,7 +73,8 @@ def correlate_router(correlator: Correlator) -> APIRouter:
             raise HTTPException(400, f"series: {exc.message}") from None
         if not selectors:
             raise HTTPException(400, "series: the expression selects no series")
-        at_ms = parse_time_ns(time_, "time") // 1_000_000 if time_ else time.time_ns() // 1_000_000
+        # To the nearest ms: a Unix time in ms or s goes through a float on its way to ns.
+        at_ms = (parse_time_ns(time_, "time") + 500_000) // 1_000_000 if time_ else time.time_ns() // 1_000_000
         return await run(correlator.from_series, selectors, at_ms, window_ms, limit)
 
     return router
