@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,8 @@ from collector.query.promql.errors import TOO_MANY_SAMPLES, PromQLError, executi
 from collector.query.promql.positions import position
 from collector.query.promql.storage import Matcher, SeriesData, SeriesReader
 from collector.query.promql.values import I64
+
+SharedValues = dict[tuple[str, bytes], tuple[Any, int]]
 
 
 @dataclass
@@ -36,6 +39,10 @@ class EvalContext:
     subquery_depth: int = 0
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    # Values of sub-expressions already evaluated by other queries of a batch at the same time (shared
+    # between their contexts; Engine.instant_many): by (expression text, step times), with the samples
+    # their evaluation read. None: nothing shared.
+    shared: SharedValues | None = None
 
     def check_deadline(self) -> None:
         """Called between nodes and selections: a set `cancel` event or a passed deadline ends the query."""

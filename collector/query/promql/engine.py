@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import promql_parser as pp
 
 from collector.query.promql import aggregations, batch, binary, functions, selectors
-from collector.query.promql.context import EvalContext, step_times
+from collector.query.promql.context import EvalContext, SharedValues, step_times
 from collector.query.promql.errors import TOO_MANY_SAMPLES, PromQLError, bad_data, execution
 from collector.query.promql.parse import Expr, parse_expr
 from collector.query.promql.storage import MetricRangeReader, SeriesReader
@@ -29,6 +30,9 @@ from collector.query.promql.values import (
     merge_rows,
 )
 
+# Nodes not worth sharing between the queries of a batch: making them costs less than the lookup.
+_LEAVES = (pp.NumberLiteral, pp.StringLiteral, pp.ParenExpr)
+
 
 class Evaluator:
     """Evaluates AST nodes; every node is evaluated once over all the step times it is needed at."""
@@ -38,11 +42,32 @@ class Evaluator:
 
     def eval(self, node: Expr, times: I64) -> Value:
         self.ctx.check_deadline()
-        value = self._eval(node, times)
+        if self.ctx.shared is not None and not isinstance(node, _LEAVES):
+            value = self._eval_shared(self.ctx.shared, node, times)
+        else:
+            value = self._eval(node, times)
         # Points held for all steps count against the sample limit too (Prometheus counts the samples in
         # memory, not only those read).
         if isinstance(value, Grid) and value.values.size > self.ctx.max_samples:
             raise execution(TOO_MANY_SAMPLES)
+        return value
+
+    def _eval_shared(self, shared: SharedValues, node: Expr, times: I64) -> Value:
+        """A sub-expression another query of the batch evaluated at the same times is taken as it was (values
+        are never written into once made), its samples counted again. One that added a warning or info is
+        not kept: their text names the position in the query it came from."""
+        ctx = self.ctx
+        key = (str(node), times.tobytes())
+        hit = shared.get(key)
+        if hit is not None:
+            ctx.samples += hit[1]
+            if ctx.samples > ctx.max_samples:
+                raise execution(TOO_MANY_SAMPLES)
+            return cast(Value, hit[0])
+        samples, warnings, infos = ctx.samples, len(ctx.warnings), len(ctx.infos)
+        value = self._eval(node, times)
+        if len(ctx.warnings) == warnings and len(ctx.infos) == infos:
+            shared[key] = (value, ctx.samples - samples)
         return value
 
     def _eval(self, node: Expr, times: I64) -> Value:
@@ -154,9 +179,11 @@ class Engine:
         timeout_s: float | None,
         cancel: threading.Event | None,
         pin_at_ms: int | None = None,
+        shared: SharedValues | None = None,
     ) -> QueryResult:
         ctx = self._context(query, time_ms, time_ms, lookback_delta_ms, cancel, timeout_s)
         ctx.pin_ms = pin_at_ms
+        ctx.shared = shared
         times = np.array([time_ms], dtype=np.int64)
         with np.errstate(all="ignore"):  # IEEE semantics (x/0, 0/0, log(-1)) are PromQL's: no warnings
             value = Evaluator(ctx).eval(node, times)
@@ -175,7 +202,8 @@ class Engine:
     ) -> list[QueryResult | PromQLError]:
         """Evaluate many queries at one time, each answered as `instant` answers it alone, or with its own
         error. When the reader can read whole metrics (MetricRangeReader), the metrics every selector
-        names are read once for all of them (batch.py). `timeout_s` bounds the whole batch."""
+        names are read once for all of them (batch.py); a sub-expression several queries share (a rule's
+        expression at warning and critical thresholds) is evaluated once. `timeout_s` bounds the batch."""
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
         lookback = lookback_delta_ms or self.lookback_delta_ms
         nodes: list[Expr | PromQLError] = []
@@ -195,13 +223,17 @@ class Engine:
             max_points_per_series=self.max_points_per_series,
             timeout_s=self.timeout_s,
         )
+        # Sub-expressions are shared by their printed text, which does not escape quotes in strings: a batch
+        # with a string that could hold one (an escape, or other quotes) shares nothing.
+        shared: SharedValues | None = None if any(c in q for q in queries for c in "\\'`") else {}
         out: list[QueryResult | PromQLError] = []
         for query, node in zip(queries, nodes, strict=True):
             if isinstance(node, PromQLError):
                 out.append(node)
                 continue
+            remaining = deadline - time.monotonic()
             try:
-                out.append(engine._instant_node(query, node, time_ms, lookback, deadline - time.monotonic(), cancel))
+                out.append(engine._instant_node(query, node, time_ms, lookback, remaining, cancel, None, shared))
             except PromQLError as exc:
                 out.append(exc)
         return out

@@ -150,6 +150,24 @@ EXPRESSIONS = [
     "1 +",
     "rate(up)",
     "unknown_metric > 1",
+    # Sub-expressions shared with queries above, then transformed: each must still answer as alone.
+    "-rate(http_requests_total[5m])",
+    "abs(rate(http_requests_total[5m]) - 5)",
+    'label_replace(rate(http_requests_total[5m]), "code", "x", "code", ".*")',
+    "sort_desc(rate(http_requests_total[5m]))",
+    "sum by (job) (rate(http_requests_total[5m])) > bool 20",
+    "sum by (job) (rate(http_requests_total[5m])) * on (job) group_left count by (job) (up)",
+    "rate(http_requests_total[5m]) > 10",
+    "clamp_max(node_temp_celsius, 50)",
+    "timestamp(node_temp_celsius)",
+    "node_temp_celsius > 60",
+    "max_over_time(node_temp_celsius[10m:1m]) - min_over_time(node_temp_celsius[10m:1m])",
+    "histogram_quantile(0.5, sum by (le, svc) (rate(req_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.9, rate(req_duration_seconds_bucket[5m]))",
+    "sum(rate(req_duration_seconds_bucket[5m]))",
+    # An info names its position in the query: a sub-expression that adds one is not shared.
+    "rate(node_temp_celsius[5m])",
+    "1 + rate(node_temp_celsius[5m])",
 ]
 TIMES = [END, T0 + 220 * STEP + 30_000, T0 + 30_000, END + 600_000]
 

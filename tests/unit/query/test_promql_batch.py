@@ -132,16 +132,37 @@ def test_one_read_for_the_batch_and_the_store_only_for_selectors_without_a_name(
     assert by_store == [[Matcher("__name__", "=~", "te.*")]]
 
 
+class Plain:
+    """A reader without whole-metric reads, counting selections."""
+
+    def __init__(self, inner: MemoryReader) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
+        self.calls += 1
+        return self.inner.select(matchers, start_ms, end_ms)
+
+
+@pytest.mark.parametrize(
+    ("queries", "selections"),
+    [
+        (["sum by (job) (rate(req_total[5m])) > 1", "sum by (job) (rate(req_total[5m])) > 2"], 1),
+        (["rate(req_total[5m]) > 1", "sum(rate(req_total[5m]))", "rate(req_total[5m] offset 1m)"], 2),
+        (["up", "up @ 3600", "up offset 0s"], 2),
+        # Strings may hold quotes, which the printed expression does not escape: nothing is shared.
+        (['up{job="api"} > 0', 'up{job="api"} > 1', "up{job='web'}"], 3),
+    ],
+)
+def test_shared_sub_expressions_are_evaluated_once(queries: list[str], selections: int) -> None:
+    plain = Plain(_reader())
+    together = Engine(plain).instant_many(queries, T)
+    assert plain.calls == selections
+    engine = Engine(_reader())
+    assert [_canonical(r) for r in together] == [_canonical(_alone(engine, q, T)) for q in queries]
+
+
 def test_a_reader_without_whole_metric_reads_is_asked_per_selector() -> None:
-    class Plain:
-        def __init__(self, inner: MemoryReader) -> None:
-            self.inner = inner
-            self.calls = 0
-
-        def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
-            self.calls += 1
-            return self.inner.select(matchers, start_ms, end_ms)
-
     plain = Plain(_reader())
     results = Engine(plain).instant_many(["up", "temp", "1 +"], T)
     assert plain.calls == 2
