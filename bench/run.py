@@ -54,6 +54,16 @@ BENCHMARKS = {
         "scrape_cost.json",
         ["collector_cpu_s_per_million_samples", "prometheus_cpu_s_per_million_samples", "ratio_cpu_vs_prometheus"],
     ),
+    "bench.alerting_eval": (
+        "alerting_eval.json",
+        [
+            "prometheus_round_ms",
+            "collector_batch_round_ms",
+            "collector_single_round_ms",
+            "ratio_batch_vs_prometheus",
+            "ratio_single_vs_prometheus",
+        ],
+    ),
 }
 
 
