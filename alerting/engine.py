@@ -3,7 +3,10 @@
 Prometheus' rules.Group and rules.Manager in one small class. A round of a group (`evaluate_group`)
 runs its rules in order at one timestamp; each rule's output (recording results, ALERTS and
 ALERTS_FOR_STATE, stale markers for series it stopped producing) is written through `write_samples`
-before the next rule runs, so later rules see it only through the store, as in Prometheus. After the
+before a later rule that may read it runs, so later rules see it only through the store, as in
+Prometheus. With a `query_many` seam, the queries of the rules that cannot see each other's output
+(alerting.round_plan) go out together, and their output is written together: one round trip each way
+per run of rules instead of one per rule. After the
 round the group's state is committed to the StateStore, and only then is the notifier handed every
 firing and resolved alert of the group (pending ones are not sent; dedup is the notifier's job).
 """
@@ -20,9 +23,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from alerting.alert_rule import AlertingRuleState, RenderFunc, RuleEvalError
-from alerting.model import Alert, AlertState, Notifier, QueryError, QueryFunc, sorted_labels
+from alerting.model import Alert, AlertState, Notifier, QueryError, QueryFunc, QueryManyFunc, Sample, sorted_labels
 from alerting.recording_rule import RecordingRuleState
 from alerting.remote_write import STALE_NAN, RemoteSample
+from alerting.round_plan import query_segments
 from alerting.rule_metrics import RuleMetrics
 from alerting.rules import AlertingRule, Rule, RuleGroup
 from alerting.rules_api import api_alerts, group_json
@@ -57,6 +61,7 @@ class GroupState:
     rules: list[RuleState]
     keys: list[str]
     previous_series: list[dict[SeriesKey, Mapping[str, str]]]  # per rule: what its last round wrote
+    segments: list[list[int]] = field(default_factory=list)  # rules queried together (round_plan)
     stale_series: list[Mapping[str, str]] = field(default_factory=list)  # of removed rules, marked next round
     last_eval_ts: float = 0.0
     last_evaluation: float = 0.0
@@ -89,8 +94,10 @@ class RuleEngine:
         external_url: str = "",
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        query_many: QueryManyFunc | None = None,
     ) -> None:
         self.query, self.notifier, self.store = query, notifier, store
+        self.query_many = query_many
         self.render, self.write_samples = render, write_samples
         self.external_labels = dict(external_labels or {})
         self.external_url = external_url
@@ -123,7 +130,8 @@ class RuleEngine:
         self.metrics.rules.labels(key).set(len(rules))
         for counter in (self.metrics.evals, self.metrics.failures, self.metrics.missed, self.metrics.scheduled):
             counter.labels(key)  # present from the start at 0, as Prometheus registers them with the group
-        return GroupState(group, rules, rule_keys(group.rules), [{} for _ in rules])
+        segments = query_segments(group.rules)
+        return GroupState(group, rules, rule_keys(group.rules), [{} for _ in rules], segments)
 
     def _restore(self, state: GroupState) -> None:
         snapshot = self.store.load_group(state.group.key)
@@ -179,20 +187,8 @@ class RuleEngine:
                 state.stale_series = []
             except Exception as exc:  # retried next round
                 log.warning("writing stale markers of group %s failed: %s", key, exc)
-        for i, rule in enumerate(state.rules):
-            rule_start = self.clock()
-            self.metrics.evals.labels(key).inc()
-            error = self._evaluate_rule(state, i, rule, at)
-            if error is None:
-                rule.status.health, rule.status.last_error = "ok", ""
-                samples_total += len(state.previous_series[i])
-            else:
-                rule.status.health, rule.status.last_error = "err", error
-                self.metrics.failures.labels(key).inc()
-                log.warning("rule %s of group %s failed: %s", state.keys[i], key, error)
-            rule.status.last_evaluation = rule_start
-            rule.status.evaluation_time = self.clock() - rule_start
-            self.metrics.eval_duration.observe(rule.status.evaluation_time)
+        for segment in state.segments:
+            samples_total += self._evaluate_segment(state, segment, at)
         elapsed = self.clock() - start
         with state.lock:
             state.last_eval_ts, state.last_evaluation, state.evaluation_time = at, start, elapsed
@@ -206,27 +202,79 @@ class RuleEngine:
             log.exception("saving the state of group %s failed", key)
         self._notify(state)
 
-    def _evaluate_rule(self, state: GroupState, i: int, rule: RuleState, at: float) -> str | None:
-        """Evaluates and writes one rule's output; the error text, or None on success."""
-        expr = rule.rule.expr
-        try:
-            result = self.query(expr, at - state.group.query_offset_s)
-        except QueryError as exc:
-            return str(exc)
-        with state.lock:
+    def _query_segment(self, state: GroupState, segment: list[int], at: float) -> list[Sequence[Sample] | QueryError]:
+        """Every rule's query result (or its error) for one segment: one batch, or one query per rule."""
+        at -= state.group.query_offset_s
+        exprs = [state.rules[i].rule.expr for i in segment]
+        if self.query_many is not None and len(exprs) > 1:
             try:
-                out = rule.eval(result, at, state.group.limit)
-            except RuleEvalError as exc:
-                return str(exc)
-        returned = {sorted_labels(labels): labels for labels, _, _ in out}
-        stale = [(labels, at, STALE_NAN) for k, labels in state.previous_series[i].items() if k not in returned]
-        if self.write_samples is not None and (out or stale):
+                return self.query_many(exprs, at)
+            except QueryError as exc:
+                return [exc] * len(exprs)
+        results: list[Sequence[Sample] | QueryError] = []
+        for expr in exprs:
             try:
-                self.write_samples([*out, *stale])
+                results.append(self.query(expr, at))
+            except QueryError as exc:
+                results.append(exc)
+        return results
+
+    def _evaluate_segment(self, state: GroupState, segment: list[int], at: float) -> int:
+        """Queries, evaluates and writes one segment's rules; the number of series they returned."""
+        key = state.group.key
+        seg_start = self.clock()
+        results = self._query_segment(state, segment, at)
+        query_share = (self.clock() - seg_start) / len(segment)  # Prometheus times each rule with its query
+        errors: dict[int, str] = {}
+        outputs: dict[int, tuple[dict[SeriesKey, Mapping[str, str]], list[RemoteSample]]] = {}
+        rule_time: dict[int, float] = {}
+        for i, result in zip(segment, results, strict=True):
+            rule = state.rules[i]
+            rule_start = self.clock()
+            self.metrics.evals.labels(key).inc()
+            rule.status.last_evaluation = seg_start
+            if isinstance(result, QueryError):
+                errors[i] = str(result)
+            else:
+                with state.lock:
+                    try:
+                        out = rule.eval(result, at, state.group.limit)
+                    except RuleEvalError as exc:
+                        errors[i] = str(exc)
+                        out = None
+                if out is not None:
+                    returned = {sorted_labels(labels): labels for labels, _, _ in out}
+                    stale = [
+                        (labels, at, STALE_NAN) for k, labels in state.previous_series[i].items() if k not in returned
+                    ]
+                    outputs[i] = (returned, [*out, *stale])
+            rule_time[i] = self.clock() - rule_start + query_share
+        to_write = [sample for _, samples in outputs.values() for sample in samples]
+        if self.write_samples is not None and to_write:
+            write_start = self.clock()
+            try:
+                self.write_samples(to_write)
             except Exception as exc:
-                return f"writing rule results failed: {exc}"
-        state.previous_series[i] = returned
-        return None
+                for i, (_, samples) in outputs.items():
+                    if samples:
+                        errors[i] = f"writing rule results failed: {exc}"
+            write_share = (self.clock() - write_start) / len(outputs)
+            for i in outputs:
+                rule_time[i] += write_share
+        total = 0
+        for i in segment:
+            rule = state.rules[i]
+            if i in errors:
+                rule.status.health, rule.status.last_error = "err", errors[i]
+                self.metrics.failures.labels(key).inc()
+                log.warning("rule %s of group %s failed: %s", state.keys[i], key, errors[i])
+            else:
+                state.previous_series[i] = outputs[i][0]
+                rule.status.health, rule.status.last_error = "ok", ""
+                total += len(state.previous_series[i])
+            rule.status.evaluation_time = rule_time[i]
+            self.metrics.eval_duration.observe(rule_time[i])
+        return total
 
     def _snapshot(self, state: GroupState) -> GroupSnapshot:
         snapshot = GroupSnapshot(state.last_eval_ts, state.last_evaluation, state.evaluation_time)

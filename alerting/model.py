@@ -61,6 +61,16 @@ class QueryFunc(Protocol):
     def __call__(self, expr: str, at: float) -> Sequence[Sample]: ...
 
 
+class QueryManyFunc(Protocol):
+    """Evaluate several expressions at one `at` in one go: a result or a QueryError for each, in order.
+
+    The same answers as calling a QueryFunc once per expression, in fewer round trips (the collector's
+    /api/obs/query_batch reads the data once for all of them). Raises QueryError when none could be run.
+    """
+
+    def __call__(self, exprs: Sequence[str], at: float) -> list[Sequence[Sample] | QueryError]: ...
+
+
 class AlertState(StrEnum):
     INACTIVE = "inactive"  # resolved: kept for a while so that its resolution is delivered
     PENDING = "pending"

@@ -84,6 +84,7 @@ class AlertingService:
             external_labels=settings.external_labels,
             external_url=settings.public_url,
             registry=self.registry,
+            query_many=self.querier.query_many,
         )
         self._reload.success.set(1)
         self._stop = threading.Event()

@@ -60,6 +60,32 @@ def _check_answers(query: HttpQuerier) -> None:
 
 
 @pytest.mark.parametrize("server", ["collector", "prometheus"])
+def test_query_many_answers_as_one_query_each(servers: dict[str, str], server: str) -> None:
+    """The collector answers through /api/obs/query_batch; Prometheus has none, so the querier falls back."""
+    exprs = [
+        'aq_load{job="aq"}',
+        'aq_load{job="aq"} > 5',
+        'sum(aq_load{job="aq"})',
+        "1 + 1",
+        "sum(aq_load",
+        "aq_load[1m]",
+    ]
+    with HttpQuerier(servers[server], timeout_s=10) as query:
+        many = query.query_many(exprs, NOW)
+        assert len(many) == len(exprs)
+        for expr, got in zip(exprs, many, strict=True):
+            try:
+                one: object = sorted((sorted(s.labels.items()), s.value) for s in query(expr, NOW))
+            except QueryError as exc:
+                assert isinstance(got, QueryError), (expr, got)
+                assert got.retryable is exc.retryable is False
+                continue
+            assert not isinstance(got, QueryError), (expr, got)
+            assert sorted((sorted(s.labels.items()), s.value) for s in got) == one
+        assert (query._batch_url is None) is (server == "prometheus")
+
+
+@pytest.mark.parametrize("server", ["collector", "prometheus"])
 @pytest.mark.parametrize(
     ("expr", "message"),
     [
