@@ -9,6 +9,7 @@ import promql_parser as pp
 
 from collector.query.promql.context import EvalContext
 from collector.query.promql.parse import Expr, duration_ms, selector_matchers, selector_mode, time_ms
+from collector.query.promql.storage import SeriesData
 from collector.query.promql.values import I64, Grid, RangeData, Value, is_stale
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
@@ -42,6 +43,8 @@ def instant_vector(ctx: EvalContext, node: Expr, times: I64) -> Grid:
     if selector_mode(node) == "smoothed":
         return _smoothed_vector(ctx, node, te)
     series = ctx.select(selector_matchers(node), int(te.min()) - ctx.lookback_ms + 1, int(te.max()))
+    if steps == 1:
+        return _latest(series)
     labels, values, present = [], [], []
     for s in series:
         if len(s.timestamps) == 0:
@@ -60,6 +63,20 @@ def instant_vector(ctx: EvalContext, node: Expr, times: I64) -> Grid:
     if not labels:
         return Grid.empty(steps)
     return Grid(labels, np.vstack(values), np.vstack(present), np.zeros(len(labels), dtype=bool))
+
+
+def _latest(series: list[SeriesData]) -> Grid:
+    """One step (an instant query, a rule): the read covered exactly (t - lookback, t], so each series'
+    last sample is its value unless it is a stale marker. One array op for all series, none per series."""
+    kept = [s for s in series if len(s.timestamps)]
+    last = np.array([s.values[-1] for s in kept], dtype=np.float64)
+    fresh = ~is_stale(last)
+    if not fresh.all():
+        kept = [s for s, ok in zip(kept, fresh.tolist(), strict=True) if ok]
+        last = last[fresh]
+    if not kept:
+        return Grid.empty(1)
+    return Grid([s.labels for s in kept], last[:, None], np.ones((len(kept), 1), dtype=bool), np.zeros(len(kept), bool))
 
 
 def _smoothed_vector(ctx: EvalContext, node: Expr, te: I64) -> Grid:
