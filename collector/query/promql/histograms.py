@@ -246,6 +246,9 @@ def _per_bucket_group(
         groups.setdefault(key, (out, lab.get(NAME, ""), []))[2].append((i, le))
     labels: list[Labels] = []
     values, present = [], []
+    # At one step (an instant query, a rule), groups with the same bounds and name go to `vectorised`
+    # together, one column each, instead of one call per group: (bounds, their columns, values to fill).
+    together: dict[tuple[bytes, str], tuple[F64, list[F64], list[F64]]] = {}
     for out_labels, metric, members in groups.values():
         idx = [i for i, _ in members]
         les = [le for _, le in members]
@@ -258,7 +261,12 @@ def _per_bucket_group(
             bounds, starts = np.unique(les_arr[order], return_index=True)
             steps = np.flatnonzero(full)
             counts = np.add.reduceat(g.values[np.array(idx)[order]][:, steps], starts, axis=0)
-            vals[steps] = vectorised(bounds, counts, steps, metric)
+            if n == 1:
+                entry = together.setdefault((bounds.tobytes(), metric), (bounds, [], []))
+                entry[1].append(counts[:, 0])
+                entry[2].append(vals)
+            else:
+                vals[steps] = vectorised(bounds, counts, steps, metric)
             ok_rest = ok & ~full
         else:
             ok_rest = ok
@@ -268,6 +276,11 @@ def _per_bucket_group(
         labels.append(out_labels)
         values.append(vals)
         present.append(ok)
+    for (_, metric), (bounds, columns, targets) in together.items():
+        assert vectorised is not None
+        computed = vectorised(bounds, np.column_stack(columns), np.zeros(len(columns), dtype=np.int64), metric)
+        for target, value in zip(targets, computed.tolist(), strict=True):
+            target[0] = value
     if not labels:
         return Grid.empty(n)
     return Grid(labels, np.vstack(values), np.vstack(present), np.zeros(len(labels), dtype=bool))
