@@ -183,6 +183,9 @@ class Prefetched:
             if m.op == "=":
                 found = metric.positions_with(m.name, m.value)
                 positions = found if positions is None else np.intersect1d(positions, found, assume_unique=True)
+            elif m.op == "!=":
+                every = np.arange(len(metric.labels), dtype=np.int64) if positions is None else positions
+                positions = np.setdiff1d(every, metric.positions_with(m.name, m.value), assume_unique=True)
             else:
                 rest.append(m)
         if positions is None:
