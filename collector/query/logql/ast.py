@@ -16,17 +16,33 @@ class Matcher:
 
 @dataclass(frozen=True)
 class LineFilter:
-    """`|= "s"`, `!= "s"`, `|~ "re"`, `!~ "re"`: a condition on the current line."""
+    """`|= "s"`, `!= "s"`, `|~ "re"`, `!~ "re"`: a condition on the current line.
+
+    `alternatives` holds the values after `or` (`|= "a" or "b"`: any matches; `!= "a" or "b"`: none does);
+    `ip` marks `|= ip("192.168.0.0/16")`, which matches a line holding an address in the range."""
 
     op: str
     value: str
+    alternatives: tuple[str, ...] = ()
+    ip: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """One literal or regex, which the store can apply itself."""
+        return not self.alternatives and not self.ip
 
 
 @dataclass(frozen=True)
 class Parser:
-    """`| json` or `| logfmt`: extracts labels from the line."""
+    """`| json`, `| logfmt`, `| unpack`, `| regexp "re"` or `| pattern "p"`: extracts labels from the line."""
 
     kind: str
+    param: str = ""
+
+
+@dataclass(frozen=True)
+class Decolorize:
+    """`| decolorize`: strips ANSI colour sequences from the line."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,17 @@ class DropKeep:
     labels: tuple[tuple[str, str | None], ...]
 
 
-Stage = LineFilter | Parser | LabelFilter | LineFormat | LabelFormat | DropKeep
+Stage = LineFilter | Parser | Decolorize | LabelFilter | LineFormat | LabelFormat | DropKeep
+
+
+@dataclass(frozen=True)
+class Unwrap:
+    """`| unwrap label`, `| unwrap duration(label)` (seconds) or `| unwrap bytes(label)`, then label filters
+    applied after the conversion (`| unwrap latency | __error__=""`)."""
+
+    label: str
+    conversion: str = "float"  # float, duration, duration_seconds or bytes
+    post_filters: tuple[LabelFilter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,16 +116,23 @@ class LogQuery:
 
 @dataclass(frozen=True)
 class RangeAggregation:
-    """`count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` of a log query over `range_ns`."""
+    """`fn([param,] log query [| unwrap ...] [range] [offset o]) [by|without (labels)]`.
+
+    Windows are (t - offset - range, t - offset]; `grouping` is None when the query names no by/without."""
 
     fn: str
     query: LogQuery
     range_ns: int
+    unwrap: Unwrap | None = None
+    offset_ns: int = 0
+    param: float | None = None
+    grouping: tuple[str, ...] | None = None
+    without: bool = False
 
 
 @dataclass(frozen=True)
 class VectorAggregation:
-    """`sum|avg|min|max|count|topk [by|without (labels)] ([k,] expr)`."""
+    """`sum|avg|min|max|count|stddev|stdvar|topk|bottomk|sort|sort_desc [by|without (labels)] ([k,] expr)`."""
 
     op: str
     expr: MetricExpr
@@ -118,12 +151,27 @@ class Literal:
 
 @dataclass(frozen=True)
 class BinaryOp:
+    """Arithmetic (+ - * / % ^), comparisons (== != > >= < <=, filtering or `bool`) and set operations
+    (and, or, unless); vectors match on identical label sets."""
+
     op: str
     left: MetricExpr
     right: MetricExpr
+    return_bool: bool = False
 
 
-MetricExpr = RangeAggregation | VectorAggregation | Literal | BinaryOp
+@dataclass(frozen=True)
+class LabelReplace:
+    """`label_replace(expr, "dst", "replacement", "src", "regex")`, as PromQL's (the regex fully anchored)."""
+
+    expr: MetricExpr
+    dst: str
+    replacement: str
+    src: str
+    regex: str
+
+
+MetricExpr = RangeAggregation | VectorAggregation | Literal | BinaryOp | LabelReplace
 Query = LogQuery | MetricExpr
 
 

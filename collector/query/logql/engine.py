@@ -2,18 +2,22 @@
 
 The selector, the time range and the line filters before any `line_format` go to the store (LogSource);
 the rest of the pipeline runs here over at most `max_entries` entries. Metric queries follow Loki: a
-range aggregation at time t covers the entries with t - range < ts <= t, a series has a point only where
-its window held an entry, and the steps of a range query are start, start + step, ... up to end.
+range aggregation at time t covers the entries with t - offset - range < ts <= t - offset, a series has a
+point only where its window held an entry, and the steps of a range query are start, start + step, ... up
+to end. A range aggregation whose series carry `__error__` is refused with Loki's pipeline error.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from collector.query.logql.ast import (
+    BinaryOp,
+    LabelReplace,
     LineFilter,
     LineFormat,
     Literal,
@@ -25,10 +29,12 @@ from collector.query.logql.ast import (
     Stage,
     VectorAggregation,
 )
+from collector.query.logql.binops import binary, label_replace
 from collector.query.logql.parser import parse
+from collector.query.logql.range_functions import CONVERSIONS, over_time
 from collector.query.logql.stages import Pipeline
 from collector.query.logql.storage import LogSource, Selection
-from collector.query.logql.vectors import Grid, QueryError, aggregate, binary
+from collector.query.logql.vectors import Grid, QueryError, aggregate
 from collector.query.promql.values import QueryResult, Sample, SeriesResult
 
 F64 = npt.NDArray[np.float64]
@@ -68,7 +74,7 @@ def split_pushdown(stages: tuple[Stage, ...]) -> tuple[tuple[LineFilter, ...], t
     formatted = False
     for stage in stages:
         formatted = formatted or isinstance(stage, LineFormat)
-        if isinstance(stage, LineFilter) and not formatted:
+        if isinstance(stage, LineFilter) and stage.plain and not formatted:
             pushed.append(stage)
         else:
             rest.append(stage)
@@ -187,6 +193,9 @@ class LogQLEngine:
         if isinstance(expr, VectorAggregation):
             pushed = self._pushed_sum(expr, run)
             return pushed if pushed is not None else aggregate(expr, self._eval(expr.expr, run))
+        if isinstance(expr, LabelReplace):
+            return label_replace(expr, self._eval(expr.expr, run))
+        assert isinstance(expr, BinaryOp)
         return binary(expr, self._eval(expr.left, run), self._eval(expr.right, run))
 
     def _pushed_sum(self, expr: VectorAggregation, run: _Run) -> Grid | None:
@@ -194,6 +203,8 @@ class LogQLEngine:
         None when the query needs the entries here (a pipeline beyond line filters, other labels)."""
         inner = expr.expr
         if expr.op != "sum" or expr.without or not isinstance(inner, RangeAggregation) or not len(run.steps):
+            return None
+        if inner.fn not in _PUSHED_FUNCTIONS or inner.unwrap or inner.offset_ns or inner.grouping is not None:
             return None
         pushed, rest = split_pushdown(inner.query.stages)
         if rest or not all(self._source.indexed_label(name) for name in expr.grouping):
@@ -228,11 +239,12 @@ class LogQLEngine:
             return Grid([], np.zeros((0, 0)), np.zeros((0, 0), dtype=bool))
         pushed, rest = split_pushdown(expr.query.stages)
         pipeline = _pipeline(rest)
-        # Windows are (t - range, t]; the store's range is [start, end), hence the +1s.
+        post = _pipeline(expr.unwrap.post_filters) if expr.unwrap else None
+        # Windows are (t - offset - range, t - offset]; the store's range is [start, end), hence the +1s.
         selection = Selection(
             expr.query.matchers,
-            int(steps[0]) - expr.range_ns + 1,
-            int(steps[-1]) + 1,
+            int(steps[0]) - expr.offset_ns - expr.range_ns + 1,
+            int(steps[-1]) - expr.offset_ns + 1,
             pushed,
             self._max_entries,
             backward=False,
@@ -243,39 +255,106 @@ class LogQLEngine:
                 f"the query would read more than {self._max_entries} log entries; narrow the selector or the time "
                 "range, or aggregate with sum by (stream labels) over line filters only, which is counted in the store"
             )
-        series: dict[Key, tuple[dict[str, str], list[int], list[int]]] = {}
+        series: dict[Key, tuple[dict[str, str], list[int], list[float]]] = {}
         for e in entries:
-            size = len(e.line.encode())
             run.scanned[0] += 1
-            run.scanned[1] += size
+            run.scanned[1] += len(e.line.encode())
             out = pipeline.run(e.line, e.labels(), e.ts_ns)
             if out is None:
                 continue
             line, labels = out
+            value = float(len(line.encode()))
+            if expr.unwrap is not None and post is not None:
+                sample = _unwrapped(expr.unwrap.label, expr.unwrap.conversion, line, labels, e.ts_ns, post)
+                if sample is None:
+                    continue
+                value, labels = sample
+            labels = _range_labels(labels, expr)
             s = series.setdefault(tuple(sorted(labels.items())), (labels, [], []))
             s[1].append(e.ts_ns)
-            s[2].append(len(line.encode()))
+            s[2].append(value)
         n = len(series)
         values = np.zeros((n, len(steps)))
         present = np.zeros((n, len(steps)), dtype=bool)
         labels_out = []
-        seconds = expr.range_ns / 1e9
-        for i, (labels, times, sizes) in enumerate(series.values()):
+        for i, (labels, times, samples) in enumerate(series.values()):
             ts = np.asarray(times, dtype=np.int64)
             order = np.argsort(ts, kind="stable")
-            ts = ts[order]
-            cum = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.float64)[order])])
-            hi = np.searchsorted(ts, steps, side="right")
-            lo = np.searchsorted(ts, steps - expr.range_ns, side="right")
-            counts = (hi - lo).astype(np.float64)
-            totals = cum[hi] - cum[lo]
-            per_fn: dict[str, F64] = {
-                "count_over_time": counts,
-                "rate": counts / seconds,
-                "bytes_over_time": totals,
-                "bytes_rate": totals / seconds,
-            }
-            values[i] = per_fn[expr.fn]
-            present[i] = counts > 0
+            values[i], present[i] = over_time(
+                expr.fn,
+                ts[order],
+                np.asarray(samples, dtype=np.float64)[order],
+                steps,
+                expr.range_ns,
+                expr.offset_ns,
+                expr.param,
+                unwrapped=expr.unwrap is not None,
+            )
+            if "__error__" in labels and present[i].any():
+                raise QueryError(pipeline_error(labels))
             labels_out.append(labels)
+        if expr.fn == "absent_over_time":
+            seen = np.asarray(present.any(axis=0), dtype=bool).reshape(1, len(steps))
+            return Grid([_absent_labels(expr)], np.ones((1, len(steps))), ~seen)
         return Grid(labels_out, values, present)
+
+
+_PUSHED_FUNCTIONS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate")
+
+
+def _unwrapped(
+    label: str, conversion: str, line: str, labels: dict[str, str], ts_ns: int, post: Pipeline
+) -> tuple[float, dict[str, str]] | None:
+    """The sample value of `| unwrap`: None when the label is absent or empty (Loki skips the entry), or when a
+    filter after unwrap drops it; a value that does not convert marks the labels with SampleExtractionErr."""
+    raw = labels.get(label, "")
+    if raw == "":
+        return None
+    try:
+        value = CONVERSIONS[conversion](raw)
+    except ValueError as exc:
+        value = 0.0
+        labels["__error__"] = "SampleExtractionErr"
+        labels["__error_details__"] = str(exc)
+    out = post.run(line, labels, ts_ns)
+    return None if out is None else (value, out[1])
+
+
+def _range_labels(labels: dict[str, str], expr: RangeAggregation) -> dict[str, str]:
+    """The series labels of a range aggregation: `by`/`without` applied, the unwrapped label dropped unless
+    named in `by` (Loki's LabelExtractorWithStages); an entry with an error keeps every label."""
+    if "__error__" in labels:
+        return labels
+    names = expr.grouping
+    without = expr.without
+    if expr.unwrap is not None and (names is None or without):
+        names, without = (*(names or ()), expr.unwrap.label), True
+    if names is None:
+        return labels
+    if without:
+        return {k: v for k, v in labels.items() if k not in names}
+    return {k: labels[k] for k in names if labels.get(k, "") != ""}
+
+
+def _absent_labels(expr: RangeAggregation) -> dict[str, str]:
+    # Loki's absentLabels: equality matchers give labels; a label also named by another matcher is left out.
+    out: dict[str, str] = {}
+    dropped: set[str] = set()
+    for m in expr.query.matchers:
+        if m.op == "=" and m.label not in out:
+            out[m.label] = m.value
+        else:
+            dropped.add(m.label)
+    return {k: v for k, v in out.items() if k not in dropped}
+
+
+def pipeline_error(labels: dict[str, str]) -> str:
+    """Loki's PipelineError text, naming the series as Prometheus prints label sets."""
+    inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items()))
+    kind = labels.get("__error__", "")
+    return (
+        f"pipeline error: '{kind}' for series: '{{{inner}}}'.\n"
+        f'Use a label filter to intentionally skip this error. (e.g | __error__!="{kind}").\n'
+        'To skip all potential errors you can match empty errors.(e.g __error__="")\n'
+        'The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__="" )\n'
+    )

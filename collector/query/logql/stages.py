@@ -1,8 +1,8 @@
-"""A log pipeline run over one entry at a time: line filters, json/logfmt, label filters, formats, drop/keep.
+"""A log pipeline run over one entry at a time: line filters, parsers, label filters, formats, drop/keep.
 
 Labels are a flat dict; parsed labels that collide with an existing one get the suffix `_extracted`, and
 a parse or conversion failure adds `__error__` (JSONParserErr, LogfmtParserErr, LabelFilterErr) and keeps
-the entry, as Loki does.
+the entry, as Loki does. The extractors beyond json and logfmt live in extractors.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector.query.logql.ast import (
+    Decolorize,
     DropKeep,
     LabelAnd,
     LabelComparison,
@@ -25,7 +26,10 @@ from collector.query.logql.ast import (
     Parser,
     Stage,
 )
+from collector.query.logql.extractors import PatternExtractor, RegexpExtractor, decolorize, unpack
 from collector.query.logql.lexer import bytes_value, duration_ns
+from collector.query.logql.line_filters import line_filter
+from collector.query.logql.regex import compile_go
 
 Labels = dict[str, str]
 # One compiled stage: (line, labels, timestamp ns) -> (line, labels), or None when the entry is dropped.
@@ -41,17 +45,6 @@ def sanitize_label(name: str) -> str:
     """A label name Prometheus accepts: other characters become `_`, and a leading digit gets one."""
     name = _INVALID_LABEL_CHARS.sub("_", name)
     return "_" + name if name[:1].isdigit() else name
-
-
-def line_filter(f: LineFilter) -> Callable[[str], bool]:
-    if f.op == "|=":
-        return lambda line: f.value in line
-    if f.op == "!=":
-        return lambda line: f.value not in line
-    pattern = re.compile(f.value)
-    if f.op == "|~":
-        return lambda line: pattern.search(line) is not None
-    return lambda line: pattern.search(line) is None
 
 
 def _add_parsed(labels: Labels, parsed: Sequence[tuple[str, str]]) -> None:
@@ -195,7 +188,7 @@ def _comparison(c: LabelComparison) -> Callable[[Labels], bool | None]:
             return lambda labels: labels.get(c.name, "") == target
         if c.op == "!=":
             return lambda labels: labels.get(c.name, "") != target
-        pattern = re.compile(target)
+        pattern = compile_go(target)
         if c.op == "=~":
             return lambda labels: pattern.fullmatch(labels.get(c.name, "")) is not None
         return lambda labels: pattern.fullmatch(labels.get(c.name, "")) is None
@@ -216,18 +209,9 @@ def compile_stage(stage: Stage) -> StageFn:
         test = line_filter(stage)
         return lambda line, labels, _ts: (line, labels) if test(line) else None
     if isinstance(stage, Parser):
-        parse = parse_json if stage.kind == "json" else parse_logfmt
-        error = "JSONParserErr" if stage.kind == "json" else "LogfmtParserErr"
-
-        def parser(line: str, labels: Labels, _ts: int) -> tuple[str, Labels]:
-            parsed = parse(line)
-            if parsed is None:
-                labels["__error__"] = error
-            else:
-                _add_parsed(labels, parsed)
-            return line, labels
-
-        return parser
+        return _parser(stage)
+    if isinstance(stage, Decolorize):
+        return lambda line, labels, _ts: (decolorize(line), labels)
     if isinstance(stage, LabelFilter):
         test_labels = predicate(stage.predicate)
 
@@ -260,6 +244,41 @@ def compile_stage(stage: Stage) -> StageFn:
 
         return label_format
     return _drop_keep(stage)
+
+
+def _parser(stage: Parser) -> StageFn:
+    if stage.kind == "unpack":
+
+        def unpacker(line: str, labels: Labels, _ts: int) -> tuple[str, Labels]:
+            found = unpack(line)
+            if found is None:
+                labels["__error__"] = "JSONParserErr"
+                return line, labels
+            pairs, entry = found
+            _add_parsed(labels, pairs)
+            return (line if entry is None else entry), labels
+
+        return unpacker
+    extract: Callable[[str], list[tuple[str, str]] | None]
+    error = ""
+    if stage.kind == "regexp":
+        extract = RegexpExtractor(stage.param)
+    elif stage.kind == "pattern":
+        extract = PatternExtractor(stage.param)
+    elif stage.kind == "json":
+        extract, error = parse_json, "JSONParserErr"
+    else:
+        extract, error = parse_logfmt, "LogfmtParserErr"
+
+    def parser(line: str, labels: Labels, _ts: int) -> tuple[str, Labels]:
+        parsed = extract(line)
+        if parsed is None:
+            labels["__error__"] = error
+        else:
+            _add_parsed(labels, parsed)
+        return line, labels
+
+    return parser
 
 
 def _drop_keep(stage: DropKeep) -> StageFn:

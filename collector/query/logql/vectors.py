@@ -1,14 +1,13 @@
-"""Instant-vector arithmetic over a step grid: LogQL's vector aggregations and binary operators."""
+"""LogQL's vector aggregations over a step grid (binary operators are in binops.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from collector.query.logql.ast import BinaryOp, VectorAggregation
+from collector.query.logql.ast import VectorAggregation
 
 F64 = npt.NDArray[np.float64]
 Key = tuple[tuple[str, str], ...]
@@ -38,8 +37,10 @@ def aggregate(expr: VectorAggregation, grid: Grid) -> Grid:
     if grid.scalar:
         raise QueryError(f"{expr.op} needs a vector, not a scalar")
     steps = grid.values.shape[1]
-    if expr.op == "topk":
+    if expr.op in ("topk", "bottomk"):
         return _topk(expr, grid)
+    if expr.op in ("sort", "sort_desc"):
+        return _sort(grid, descending=expr.op == "sort_desc")
     groups: dict[Key, tuple[dict[str, str], list[int]]] = {}
     for i, labels in enumerate(grid.labels):
         g = _group_key(labels, expr.grouping, expr.without)
@@ -60,13 +61,28 @@ def aggregate(expr: VectorAggregation, grid: Grid) -> Grid:
                 values[row] = np.where(p, v, 0).sum(axis=0) / np.maximum(n, 1)
             elif expr.op == "min":
                 values[row] = np.where(p, v, np.inf).min(axis=0)
+            elif expr.op in ("stddev", "stdvar"):
+                # Population variance (PromQL's), over the members present at each step.
+                mean = np.where(p, v, 0).sum(axis=0) / np.maximum(n, 1)
+                var = np.where(p, (v - mean) ** 2, 0).sum(axis=0) / np.maximum(n, 1)
+                values[row] = np.sqrt(var) if expr.op == "stddev" else var
             else:
                 values[row] = np.where(p, v, -np.inf).max(axis=0)
     return Grid([g for g, _ in groups.values()], values, present)
 
 
+def _sort(grid: Grid, descending: bool) -> Grid:
+    """Rows ordered by their value at the last step (the only one of an instant query); NaN last."""
+    if not grid.labels:
+        return grid
+    last = grid.values[:, -1]
+    key = np.where(np.isnan(last), np.inf, -last if descending else last)
+    order = np.argsort(key, kind="stable")
+    return Grid([grid.labels[i] for i in order], grid.values[order], grid.present[order])
+
+
 def _topk(expr: VectorAggregation, grid: Grid) -> Grid:
-    """The k largest series per group and step; the series keep all their labels."""
+    """The k largest (topk) or smallest (bottomk) series per group and step; the series keep their labels."""
     k = int(expr.param or 0)
     present = np.zeros_like(grid.present)
     groups: dict[Key, list[int]] = {}
@@ -77,42 +93,7 @@ def _topk(expr: VectorAggregation, grid: Grid) -> Grid:
         for s in range(grid.values.shape[1]):
             live = idx[grid.present[idx, s]]
             if k > 0 and len(live):
-                best = live[np.argsort(-grid.values[live, s], kind="stable")[:k]]
+                sign = -1.0 if expr.op == "topk" else 1.0
+                best = live[np.argsort(sign * grid.values[live, s], kind="stable")[:k]]
                 present[best, s] = True
     return Grid(grid.labels, grid.values, present)
-
-
-_OPS: dict[str, Callable[[F64, F64], F64]] = {
-    "+": np.add,
-    "-": np.subtract,
-    "*": np.multiply,
-    "/": np.divide,
-    "%": np.fmod,
-}
-
-
-def binary(expr: BinaryOp, left: Grid, right: Grid) -> Grid:
-    """Arithmetic: scalar with scalar or vector, and vector with vector matched on identical label sets."""
-    fn = _OPS[expr.op]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if left.scalar and right.scalar:
-            return Grid([{}], fn(left.values, right.values), left.present.copy(), scalar=True)
-        if right.scalar:
-            return Grid(left.labels, fn(left.values, right.values[0]), left.present.copy())
-        if left.scalar:
-            return Grid(right.labels, fn(left.values[0], right.values), right.present.copy())
-        index = {tuple(sorted(labels.items())): i for i, labels in enumerate(right.labels)}
-        labels_out, rows, present = [], [], []
-        for i, labels in enumerate(left.labels):
-            j = index.get(tuple(sorted(labels.items())))
-            if j is None:
-                continue
-            labels_out.append(labels)
-            rows.append(fn(left.values[i], right.values[j]))
-            present.append(left.present[i] & right.present[j])
-        steps = left.values.shape[1]
-        return Grid(
-            labels_out,
-            np.array(rows).reshape(len(rows), steps),
-            np.array(present, dtype=bool).reshape(len(rows), steps),
-        )

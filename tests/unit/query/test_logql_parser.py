@@ -6,12 +6,14 @@ import pytest
 
 from collector.query.logql.ast import (
     BinaryOp,
+    Decolorize,
     DropKeep,
     LabelAnd,
     LabelComparison,
     LabelFilter,
     LabelFormat,
     LabelOr,
+    LabelReplace,
     LineFilter,
     LineFormat,
     Literal,
@@ -21,6 +23,7 @@ from collector.query.logql.ast import (
     Parser,
     Query,
     RangeAggregation,
+    Unwrap,
     VectorAggregation,
 )
 from collector.query.logql.parser import parse
@@ -130,6 +133,69 @@ CASES: list[tuple[str, Query]] = [
     ("vector(1)+vector(1)", BinaryOp("+", Literal(1.0, True), Literal(1.0, True))),
     ("1 + 2 * 3", BinaryOp("+", Literal(1.0), BinaryOp("*", Literal(2.0), Literal(3.0)))),
     ("(1 + 2) * 3", BinaryOp("*", BinaryOp("+", Literal(1.0), Literal(2.0)), Literal(3.0))),
+    # issue 6: extra stages and line filters
+    (
+        '{app="x"} | regexp "(?P<ip>\\S+) (?P<verb>\\w+)" | pattern "<_> <path> <_>" | unpack | decolorize',
+        LogQuery(
+            SEL,
+            (
+                Parser("regexp", "(?P<ip>\\S+) (?P<verb>\\w+)"),
+                Parser("pattern", "<_> <path> <_>"),
+                Parser("unpack"),
+                Decolorize(),
+            ),
+        ),
+    ),
+    (
+        '{app="x"} |= "a" or "b" != `c` or "d" |= ip("10.0.0.0/8") |~ "(?i)err"',
+        LogQuery(
+            SEL,
+            (
+                LineFilter("|=", "a", ("b",)),
+                LineFilter("!=", "c", ("d",)),
+                LineFilter("|=", "10.0.0.0/8", (), ip=True),
+                LineFilter("|~", "(?i)err"),
+            ),
+        ),
+    ),
+    (
+        'sum_over_time({app="x"} | logfmt | unwrap latency [1m])',
+        RangeAggregation("sum_over_time", LogQuery(SEL, (Parser("logfmt"),)), MINUTE, Unwrap("latency")),
+    ),
+    (
+        'quantile_over_time(0.99, {app="x"}[5m] | json | unwrap duration(took) | __error__="" offset 1h) by (a)',
+        RangeAggregation(
+            "quantile_over_time",
+            LogQuery(SEL, (Parser("json"),)),
+            5 * MINUTE,
+            Unwrap("took", "duration", (LabelFilter(LabelComparison("__error__", "=", "", "string")),)),
+            offset_ns=60 * MINUTE,
+            param=0.99,
+            grouping=("a",),
+        ),
+    ),
+    (
+        'absent_over_time({app="x"}[1m] offset 5m)',
+        RangeAggregation("absent_over_time", LogQuery(SEL), MINUTE, offset_ns=5 * MINUTE),
+    ),
+    (
+        'bottomk(2, count_over_time({app="x"}[1m])) > bool 3 or vector(0)',
+        BinaryOp(
+            "or",
+            BinaryOp(
+                ">",
+                VectorAggregation("bottomk", RangeAggregation("count_over_time", LogQuery(SEL), MINUTE), param=2.0),
+                Literal(3.0),
+                return_bool=True,
+            ),
+            Literal(0.0, True),
+        ),
+    ),
+    ("2 ^ 3 ^ 2", BinaryOp("^", Literal(2.0), BinaryOp("^", Literal(3.0), Literal(2.0)))),
+    (
+        'label_replace(rate({app="x"}[1m]), "dst", "$1", "app", "(.*)")',
+        LabelReplace(RangeAggregation("rate", LogQuery(SEL), MINUTE), "dst", "$1", "app", "(.*)"),
+    ),
 ]
 
 
@@ -145,7 +211,15 @@ REFUSED = [
     ('{app=~".*"}', "at least one"),
     ('{app="x"} |= ', "a quoted string"),
     ('{app="x"} |~ "("', "invalid regular expression"),
-    ('{app="x"} | regexp "(?P<a>.)"', "not supported"),
+    ('{app="x"} | regexp "(.)"', "at least one named capture"),
+    ('{app="x"} | pattern "<a><b>"', "consecutive capture"),
+    ('{app="x"} |= ip("not an ip")', "invalid ip filter"),
+    ('{app="x"} | unwrap x', "only allowed in a range aggregation"),
+    ('sum_over_time({app="x"}[1m])', "invalid aggregation sum_over_time without unwrap"),
+    ('count_over_time({app="x"} | unwrap x [1m])', "invalid aggregation count_over_time with unwrap"),
+    ('sum_over_time({app="x"} | unwrap x [1m]) by (a)', "grouping not allowed for sum_over_time"),
+    ("1 > 2", "BOOL modifier"),
+    ('1 and count_over_time({app="x"}[1m])', "set operator and"),
     ('{app="x"} | status > "a"', "needs a number"),
     ('count_over_time({app="x"})', "expecting '['"),
     ('sum(rate({app="x"}[0s]))', "positive"),

@@ -1,0 +1,181 @@
+"""LogQL binary operators and label_replace over step grids (vectors.py): arithmetic, comparisons (filtering,
+or 0/1 with `bool`) and the set operators and/or/unless, vectors matching on identical label sets, as PromQL
+evaluates them at each step."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from collector.query.logql.ast import BinaryOp, LabelReplace
+from collector.query.logql.regex import compile_go
+from collector.query.logql.vectors import Grid, QueryError
+
+F64 = npt.NDArray[np.float64]
+Key = tuple[tuple[str, str], ...]
+
+_ARITHMETIC: dict[str, Callable[[F64, F64], F64]] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "%": np.fmod,  # Go's math.Mod: the sign of the dividend
+    "^": np.power,
+}
+_COMPARISON: dict[str, Callable[[F64, F64], npt.NDArray[np.bool_]]] = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+}
+
+
+def _key(labels: dict[str, str]) -> Key:
+    return tuple(sorted(labels.items()))
+
+
+def binary(expr: BinaryOp, left: Grid, right: Grid) -> Grid:
+    if expr.op in ("and", "or", "unless"):
+        if left.scalar or right.scalar:
+            raise QueryError(f"set operator {expr.op} not allowed in binary scalar expression")
+        return _set_operation(expr.op, left, right)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if left.scalar and right.scalar:
+            values, keep = _apply(expr, left.values, right.values)
+            return Grid([{}], values, left.present.copy(), scalar=True)
+        if left.scalar or right.scalar:
+            vector, scalar = (right, left) if left.scalar else (left, right)
+            a, b = (scalar.values[0], vector.values) if left.scalar else (vector.values, scalar.values[0])
+            values, keep = _apply(expr, a, b)
+            if expr.op in _COMPARISON and not expr.return_bool:
+                values = vector.values  # a filtering comparison keeps the vector's own value, on either side
+            return Grid(vector.labels, values, vector.present & keep)
+        index = {_key(labels): i for i, labels in enumerate(right.labels)}
+        labels_out, rows, present = [], [], []
+        for i, labels in enumerate(left.labels):
+            j = index.get(_key(labels))
+            if j is None:
+                continue
+            values, keep = _apply(expr, left.values[i], right.values[j])
+            labels_out.append(labels)
+            rows.append(values)
+            present.append(left.present[i] & right.present[j] & keep)
+        steps = left.values.shape[1]
+        return Grid(
+            labels_out,
+            np.array(rows, dtype=np.float64).reshape(len(rows), steps),
+            np.array(present, dtype=bool).reshape(len(rows), steps),
+        )
+
+
+def _apply(expr: BinaryOp, a: F64, b: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
+    """(values, where a sample is kept) for one operator over broadcastable operands."""
+    if expr.op in _ARITHMETIC:
+        values = _ARITHMETIC[expr.op](a, b)
+        return values, np.ones(np.shape(values), dtype=bool)
+    verdict = _COMPARISON[expr.op](a, b)
+    if expr.return_bool:
+        return verdict.astype(np.float64), np.ones(np.shape(verdict), dtype=bool)
+    return np.broadcast_to(a, np.shape(verdict)).astype(np.float64), verdict
+
+
+def _set_operation(op: str, left: Grid, right: Grid) -> Grid:
+    right_rows = {_key(labels): i for i, labels in enumerate(right.labels)}
+    steps = left.values.shape[1]
+    no = np.zeros(steps, dtype=bool)
+    if op in ("and", "unless"):
+        present = []
+        for i, labels in enumerate(left.labels):
+            j = right_rows.get(_key(labels))
+            other = right.present[j] if j is not None else no
+            present.append(left.present[i] & (other if op == "and" else ~other))
+        return Grid(left.labels, left.values.copy(), np.array(present, dtype=bool).reshape(len(left.labels), steps))
+    # or: every left sample, and a right sample at each step where the left has none with its labels
+    labels_out = list(left.labels)
+    values = [left.values[i].copy() for i in range(len(left.labels))]
+    present = [left.present[i].copy() for i in range(len(left.labels))]
+    left_rows = {_key(labels): i for i, labels in enumerate(left.labels)}
+    for j, labels in enumerate(right.labels):
+        row = left_rows.get(_key(labels))
+        if row is None:
+            labels_out.append(labels)
+            values.append(right.values[j].copy())
+            present.append(right.present[j].copy())
+            continue
+        fill = right.present[j] & ~present[row]
+        values[row][fill] = right.values[j][fill]
+        present[row] = present[row] | fill
+    return Grid(
+        labels_out,
+        np.array(values, dtype=np.float64).reshape(len(labels_out), steps),
+        np.array(present, dtype=bool).reshape(len(labels_out), steps),
+    )
+
+
+def label_replace(expr: LabelReplace, grid: Grid) -> Grid:
+    """PromQL's label_replace: where the source value fully matches, dst = the replacement with $1 / ${name}
+    expanded (an empty result removes dst); other series pass unchanged. Series that end up with the same
+    labels are an error, as in PromQL."""
+    if grid.scalar:
+        raise QueryError("label_replace needs a vector, not a scalar")
+    pattern = compile_go(f"^(?:{expr.regex})$")
+    labels_out: list[dict[str, str]] = []
+    for labels in grid.labels:
+        m = pattern.match(labels.get(expr.src, ""))
+        if m is None:
+            labels_out.append(labels)
+            continue
+        value = _expand(expr.replacement, m)
+        new = dict(labels)
+        if value:
+            new[expr.dst] = value
+        else:
+            new.pop(expr.dst, None)
+        labels_out.append(new)
+    keys = [_key(labels) for labels in labels_out]
+    for k in set(keys):
+        rows = [i for i, key in enumerate(keys) if key == k]
+        if len(rows) > 1 and (grid.present[rows].sum(axis=0) > 1).any():
+            raise QueryError("vector cannot contain metrics with the same labelset")
+    return Grid(labels_out, grid.values, grid.present)
+
+
+def _expand(replacement: str, m: re.Match[str]) -> str:
+    """Go's Regexp.Expand: $1, ${1}, $name, ${name} (the longest name; an unknown one is empty), $$ is $."""
+    out: list[str] = []
+    i = 0
+    while i < len(replacement):
+        if replacement[i] != "$":
+            out.append(replacement[i])
+            i += 1
+            continue
+        if replacement.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        braced = replacement.startswith("${", i)
+        j = i + (2 if braced else 1)
+        k = j
+        while k < len(replacement) and (replacement[k].isalnum() or replacement[k] == "_"):
+            k += 1
+        name = replacement[j:k]
+        if not name or (braced and replacement[k : k + 1] != "}"):
+            out.append("$")  # malformed: Go keeps the $ as text
+            i += 1
+            continue
+        out.append(_group(m, name))
+        i = k + (1 if braced else 0)
+    return "".join(out)
+
+
+def _group(m: re.Match[str], name: str) -> str:
+    try:
+        value = m.group(int(name)) if name.isdigit() else m.group(name)
+    except (IndexError, re.error):
+        return ""
+    return value or ""
