@@ -187,3 +187,23 @@ def test_metric_operators(collector: CollectorProcess, pushed: Pushed) -> None:
     assert stats == {(): pytest.approx(statistics.pstdev(counts.values()))}
     absent = _vector(collector, pushed, 'absent_over_time({service_name="SVC", kind="none"}[15s])')
     assert absent == {(("kind", "none"), ("service_name", pushed.service)): 1.0}
+
+
+def test_templates_with_functions(collector: CollectorProcess, pushed: Pushed) -> None:
+    got = _streams(
+        collector,
+        pushed,
+        '{service_name="SVC", kind="logfmt"} | logfmt | label_format slow=`{{ if gt (.latency | duration) 0.1 }}'
+        'yes{{ else }}no{{ end }}` | line_format `{{ .path | trimPrefix "/" | upper }} {{ .size | bytes }}`'
+        " | keep slow",
+    )
+    want = []
+    for ts, kind, line in pushed.lines:
+        if kind != "logfmt":
+            continue
+        fields = dict(pair.split("=") for pair in line.split())
+        slow = "yes" if int(fields["latency"][:-2]) / 1000 > 0.1 else "no"
+        text = f"{fields['path'][1:].upper()} {int(fields['size'][:-3]) * 1024}"
+        want.append((ts, text, {"slow": slow}))
+    assert {labels["slow"] for _ts, _line, labels in want} == {"yes", "no"}
+    assert got == want

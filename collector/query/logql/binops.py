@@ -4,14 +4,13 @@ evaluates them at each step."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 from collector.query.logql.ast import BinaryOp, LabelReplace
-from collector.query.logql.regex import compile_go
+from collector.query.logql.regex import compile_go, expand_go
 from collector.query.logql.vectors import Grid, QueryError
 
 F64 = npt.NDArray[np.float64]
@@ -130,7 +129,7 @@ def label_replace(expr: LabelReplace, grid: Grid) -> Grid:
         if m is None:
             labels_out.append(labels)
             continue
-        value = _expand(expr.replacement, m)
+        value = expand_go(expr.replacement, m)
         new = dict(labels)
         if value:
             new[expr.dst] = value
@@ -143,39 +142,3 @@ def label_replace(expr: LabelReplace, grid: Grid) -> Grid:
         if len(rows) > 1 and (grid.present[rows].sum(axis=0) > 1).any():
             raise QueryError("vector cannot contain metrics with the same labelset")
     return Grid(labels_out, grid.values, grid.present)
-
-
-def _expand(replacement: str, m: re.Match[str]) -> str:
-    """Go's Regexp.Expand: $1, ${1}, $name, ${name} (the longest name; an unknown one is empty), $$ is $."""
-    out: list[str] = []
-    i = 0
-    while i < len(replacement):
-        if replacement[i] != "$":
-            out.append(replacement[i])
-            i += 1
-            continue
-        if replacement.startswith("$$", i):
-            out.append("$")
-            i += 2
-            continue
-        braced = replacement.startswith("${", i)
-        j = i + (2 if braced else 1)
-        k = j
-        while k < len(replacement) and (replacement[k].isalnum() or replacement[k] == "_"):
-            k += 1
-        name = replacement[j:k]
-        if not name or (braced and replacement[k : k + 1] != "}"):
-            out.append("$")  # malformed: Go keeps the $ as text
-            i += 1
-            continue
-        out.append(_group(m, name))
-        i = k + (1 if braced else 0)
-    return "".join(out)
-
-
-def _group(m: re.Match[str], name: str) -> str:
-    try:
-        value = m.group(int(name)) if name.isdigit() else m.group(name)
-    except (IndexError, re.error):
-        return ""
-    return value or ""

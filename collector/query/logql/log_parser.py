@@ -29,6 +29,7 @@ from collector.query.logql.extractors import PatternExtractor, RegexpExtractor
 from collector.query.logql.lexer import Token, bytes_value, duration_ns
 from collector.query.logql.line_filters import ip_range
 from collector.query.logql.regex import compile_go
+from collector.query.logql.templates import Template, TemplateError
 
 _LINE_FILTER_OPS = ("|=", "!=", "|~", "!~")
 COMPARISONS = ("=", "!=", "=~", "!~", "==", ">", ">=", "<", "<=")
@@ -147,7 +148,7 @@ class LogParser:
             return Parser(tok.text)
         if tok.kind == "name" and tok.text == "line_format":
             self.next()
-            return LineFormat(self.expect_kind("string", "a quoted template").value)
+            return LineFormat(self.template(self.expect_kind("string", "a quoted template")))
         if tok.kind == "name" and tok.text == "label_format":
             self.next()
             return self.label_format()
@@ -176,7 +177,7 @@ class LogParser:
             self.expect("=")
             src = self.next()
             if src.kind == "string":
-                out.append((dst, src.value, True))
+                out.append((dst, self.template(src), True))
             elif src.kind == "name":
                 out.append((dst, src.text, False))
             else:
@@ -185,6 +186,14 @@ class LogParser:
             if self.peek().text != ",":
                 return LabelFormat(tuple(out))
             self.next()
+
+    @staticmethod
+    def template(tok: Token) -> str:
+        try:
+            Template(tok.value)
+        except TemplateError as exc:
+            raise ParseError(f"invalid template {tok.value!r}: {exc}", tok.pos) from None
+        return tok.value
 
     def drop_keep(self, keep: bool) -> DropKeep:
         out: list[tuple[str, str | None]] = []

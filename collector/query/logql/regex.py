@@ -77,3 +77,39 @@ def compile_go(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error:
         return re.compile(_translate(pattern))
+
+
+def expand_go(replacement: str, m: re.Match[str]) -> str:
+    """Go's Regexp.Expand: $1, ${1}, $name, ${name} (the longest name; an unknown one is empty), $$ is $."""
+    out: list[str] = []
+    i = 0
+    while i < len(replacement):
+        if replacement[i] != "$":
+            out.append(replacement[i])
+            i += 1
+            continue
+        if replacement.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        braced = replacement.startswith("${", i)
+        j = i + (2 if braced else 1)
+        k = j
+        while k < len(replacement) and (replacement[k].isalnum() or replacement[k] == "_"):
+            k += 1
+        name = replacement[j:k]
+        if not name or (braced and replacement[k : k + 1] != "}"):
+            out.append("$")  # malformed: Go keeps the $ as text
+            i += 1
+            continue
+        out.append(_group(m, name))
+        i = k + (1 if braced else 0)
+    return "".join(out)
+
+
+def _group(m: re.Match[str], name: str) -> str:
+    try:
+        value = m.group(int(name)) if name.isdigit() else m.group(name)
+    except (IndexError, re.error):
+        return ""
+    return value or ""

@@ -30,14 +30,14 @@ from collector.query.logql.extractors import PatternExtractor, RegexpExtractor, 
 from collector.query.logql.lexer import bytes_value, duration_ns
 from collector.query.logql.line_filters import line_filter
 from collector.query.logql.regex import compile_go
+from collector.query.logql.template_functions import TemplateExecError
+from collector.query.logql.templates import Template
 
 Labels = dict[str, str]
 # One compiled stage: (line, labels, timestamp ns) -> (line, labels), or None when the entry is dropped.
 StageFn = Callable[[str, Labels, int], "tuple[str, Labels] | None"]
 
 _INVALID_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_]")
-_TEMPLATE_FIELD = re.compile(r"\{\{-?\s*(\.[A-Za-z_][A-Za-z0-9_]*|__line__|__timestamp__|\.)\s*-?\}\}")
-_TEMPLATE_ANY = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _LOGFMT_PAIR = re.compile(r'\s*([^\s=]+)(?:=("(?:[^"\\]|\\.)*"|\S*))?')
 
 
@@ -109,28 +109,6 @@ def parse_logfmt(line: str) -> list[tuple[str, str]] | None:
         out.append((key, value))
         pos = m.end()
     return out
-
-
-def render(template: str, line: str, labels: Labels, ts_ns: int) -> str:
-    """Go text/template restricted to `{{.field}}`, `{{__line__}}` and `{{__timestamp__}}` (missing: "")."""
-
-    def field(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name == "__line__":
-            return line
-        if name == "__timestamp__":
-            return str(ts_ns)
-        return labels.get(name[1:], "")
-
-    return _TEMPLATE_FIELD.sub(field, template)
-
-
-def check_template(template: str) -> None:
-    """Raises ValueError for template actions outside the supported subset."""
-    stripped = _TEMPLATE_FIELD.sub("", template)
-    leftover = _TEMPLATE_ANY.search(stripped)
-    if leftover is not None:
-        raise ValueError(f"template action {leftover.group()} is not supported (only {{{{.label}}}})")
 
 
 def _to_number(comparison: LabelComparison, text: str) -> float:
@@ -224,25 +202,9 @@ def compile_stage(stage: Stage) -> StageFn:
 
         return label_filter
     if isinstance(stage, LineFormat):
-        check_template(stage.template)
-        return lambda line, labels, ts: (render(stage.template, line, labels, ts), labels)
+        return _line_format(stage)
     if isinstance(stage, LabelFormat):
-        for _dst, src, is_template in stage.assignments:
-            if is_template:
-                check_template(src)
-
-        def label_format(line: str, labels: Labels, ts: int) -> tuple[str, Labels]:
-            before = dict(labels)
-            for dst, src, is_template in stage.assignments:
-                if is_template:
-                    labels[dst] = render(src, line, before, ts)
-                else:
-                    labels[dst] = before.get(src, "")
-                    if src != dst:
-                        labels.pop(src, None)
-            return line, labels
-
-        return label_format
+        return _label_format(stage)
     return _drop_keep(stage)
 
 
@@ -279,6 +241,44 @@ def _parser(stage: Parser) -> StageFn:
         return line, labels
 
     return parser
+
+
+def _template_failed(labels: Labels, exc: TemplateExecError) -> None:
+    labels["__error__"] = "TemplateFormatErr"
+    labels["__error_details__"] = str(exc)
+
+
+def _line_format(stage: LineFormat) -> StageFn:
+    template = Template(stage.template)
+
+    def line_format(line: str, labels: Labels, ts: int) -> tuple[str, Labels]:
+        try:
+            return template.render(line, labels, ts), labels
+        except TemplateExecError as exc:
+            _template_failed(labels, exc)  # Loki keeps the line as it was
+            return line, labels
+
+    return line_format
+
+
+def _label_format(stage: LabelFormat) -> StageFn:
+    templates = {dst: Template(src) for dst, src, is_template in stage.assignments if is_template}
+
+    def label_format(line: str, labels: Labels, ts: int) -> tuple[str, Labels]:
+        before = dict(labels)  # every assignment sees the labels as they were before the stage
+        for dst, src, is_template in stage.assignments:
+            if not is_template:
+                labels[dst] = before.get(src, "")
+                if src != dst:
+                    labels.pop(src, None)
+                continue
+            try:
+                labels[dst] = templates[dst].render(line, before, ts)
+            except TemplateExecError as exc:
+                _template_failed(labels, exc)
+        return line, labels
+
+    return label_format
 
 
 def _drop_keep(stage: DropKeep) -> StageFn:

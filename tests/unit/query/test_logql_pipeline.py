@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from collector.query.logql.ast import LogQuery, MetricExpr
+from collector.query.logql.ast import LogQuery, MetricExpr, ParseError
 from collector.query.logql.engine import LogQLEngine, QueryError
 from collector.query.logql.parser import parse
 from collector.query.logql.stages import Pipeline, parse_logfmt
@@ -259,12 +259,13 @@ def test_health_check_vector_plus_vector(engine: tuple[LogQLEngine, MemorySource
     assert [(s.labels, s.timestamp_ms, s.value) for s in result.result.vector] == [({}, 5000, 2.0)]
 
 
-def test_unsupported_template_is_a_query_error(engine: tuple[LogQLEngine, MemorySource]) -> None:
-    eng, _ = engine
-    q = parse('{service_name="api"} | line_format "{{ upper .x }}"')
-    assert isinstance(q, LogQuery)
-    with pytest.raises(QueryError, match="not supported"):
-        eng.logs(q, 0, S, 10, True)
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("{{ range . }}x{{ end }}", "not supported"), ("{{ nosuch .x }}", 'function "nosuch" not defined')],
+)
+def test_unsupported_template_is_a_parse_error(template: str, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse('{service_name="api"} | line_format "' + template + '"')
 
 
 def test_python_path_refuses_beyond_its_entry_cap() -> None:
