@@ -207,3 +207,30 @@ def test_templates_with_functions(collector: CollectorProcess, pushed: Pushed) -
         want.append((ts, text, {"slow": slow}))
     assert {labels["slow"] for _ts, _line, labels in want} == {"yes", "no"}
     assert got == want
+
+
+def test_vector_matching_offset_and_ip_labels(collector: CollectorProcess, pushed: Pushed) -> None:
+    access = '{service_name="SVC", kind="access"} | pattern `<_> [<_>] "<_>" <status> <_>` | keep kind, status'
+    per_status = f"sum by (kind, status) (count_over_time({access} [20s]))"
+    per_kind = 'sum by (kind) (count_over_time({service_name="SVC"}[20s]))'
+    lines = pushed.window("access", pushed.at(N), 20)
+    total = float(len(lines))
+    statuses: dict[str, float] = {}
+    for line in lines:
+        status = line.split('" ')[1].split()[0]
+        statuses[status] = statuses.get(status, 0) + 1
+    got = _vector(collector, pushed, f"{per_status} / on (kind) group_left {per_kind}")
+    assert got == pytest.approx({(("kind", "access"), ("status", s)): n / total for s, n in statuses.items()})
+    # an offset on a sum the store counts itself
+    shifted = _vector(collector, pushed, 'sum(count_over_time({service_name="SVC"}[10s] offset 15s))')
+    assert shifted == {
+        (): float(sum(len(pushed.window(k, pushed.at(N), 10, 15)) for k in ("access", "json", "logfmt")))
+    }
+    inside = _streams(
+        collector,
+        pushed,
+        '{service_name="SVC", kind="access"} | pattern "<addr> <_>" | addr = ip("10.0.0.0-10.0.9.255") | keep kind',
+    )
+    want = [line for _ts, k, line in pushed.lines if k == "access" and int(line.split(".")[2]) <= 9]
+    assert want
+    assert [line for _ts, line, _labels in inside] == want

@@ -47,7 +47,8 @@ class Decolorize:
 
 @dataclass(frozen=True)
 class LabelComparison:
-    """`name op value`; `kind` says how the value compares: string, number, duration (seconds) or bytes."""
+    """`name op value`; `kind` says how the value compares: string, number, duration (seconds), bytes, or ip
+    (`addr = ip("10.0.0.0/8")`: the value holds an address in the range)."""
 
     name: str
     op: str
@@ -150,14 +151,25 @@ class Literal:
 
 
 @dataclass(frozen=True)
+class VectorMatching:
+    """`on (labels)` or `ignoring (labels)`, then `group_left (include)` or `group_right (include)`."""
+
+    on: bool = False
+    labels: tuple[str, ...] = ()
+    card: str = "one-to-one"  # one-to-one, many-to-one (group_left) or one-to-many (group_right)
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class BinaryOp:
     """Arithmetic (+ - * / % ^), comparisons (== != > >= < <=, filtering or `bool`) and set operations
-    (and, or, unless); vectors match on identical label sets."""
+    (and, or, unless); vectors match on identical label sets unless `matching` says otherwise."""
 
     op: str
     left: MetricExpr
     right: MetricExpr
     return_bool: bool = False
+    matching: VectorMatching | None = None
 
 
 @dataclass(frozen=True)

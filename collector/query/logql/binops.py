@@ -1,6 +1,6 @@
 """LogQL binary operators and label_replace over step grids (vectors.py): arithmetic, comparisons (filtering,
-or 0/1 with `bool`) and the set operators and/or/unless, vectors matching on identical label sets, as PromQL
-evaluates them at each step."""
+or 0/1 with `bool`) and the set operators and/or/unless, as PromQL evaluates them at each step; two vectors
+are matched in vector_matching.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from collector.query.logql.ast import BinaryOp, LabelReplace
 from collector.query.logql.regex import compile_go, expand_go
+from collector.query.logql.vector_matching import arithmetic, set_operation
 from collector.query.logql.vectors import Grid, QueryError
 
 F64 = npt.NDArray[np.float64]
@@ -42,7 +43,7 @@ def binary(expr: BinaryOp, left: Grid, right: Grid) -> Grid:
     if expr.op in ("and", "or", "unless"):
         if left.scalar or right.scalar:
             raise QueryError(f"set operator {expr.op} not allowed in binary scalar expression")
-        return _set_operation(expr.op, left, right)
+        return set_operation(expr.op, expr.matching, left, right)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if left.scalar and right.scalar:
             values, keep = _apply(expr, left.values, right.values)
@@ -54,22 +55,7 @@ def binary(expr: BinaryOp, left: Grid, right: Grid) -> Grid:
             if expr.op in _COMPARISON and not expr.return_bool:
                 values = vector.values  # a filtering comparison keeps the vector's own value, on either side
             return Grid(vector.labels, values, vector.present & keep)
-        index = {_key(labels): i for i, labels in enumerate(right.labels)}
-        labels_out, rows, present = [], [], []
-        for i, labels in enumerate(left.labels):
-            j = index.get(_key(labels))
-            if j is None:
-                continue
-            values, keep = _apply(expr, left.values[i], right.values[j])
-            labels_out.append(labels)
-            rows.append(values)
-            present.append(left.present[i] & right.present[j] & keep)
-        steps = left.values.shape[1]
-        return Grid(
-            labels_out,
-            np.array(rows, dtype=np.float64).reshape(len(rows), steps),
-            np.array(present, dtype=bool).reshape(len(rows), steps),
-        )
+        return arithmetic(lambda a, b: _apply(expr, a, b), expr.matching, left, right)
 
 
 def _apply(expr: BinaryOp, a: F64, b: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
@@ -81,39 +67,6 @@ def _apply(expr: BinaryOp, a: F64, b: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
     if expr.return_bool:
         return verdict.astype(np.float64), np.ones(np.shape(verdict), dtype=bool)
     return np.broadcast_to(a, np.shape(verdict)).astype(np.float64), verdict
-
-
-def _set_operation(op: str, left: Grid, right: Grid) -> Grid:
-    right_rows = {_key(labels): i for i, labels in enumerate(right.labels)}
-    steps = left.values.shape[1]
-    no = np.zeros(steps, dtype=bool)
-    if op in ("and", "unless"):
-        present = []
-        for i, labels in enumerate(left.labels):
-            j = right_rows.get(_key(labels))
-            other = right.present[j] if j is not None else no
-            present.append(left.present[i] & (other if op == "and" else ~other))
-        return Grid(left.labels, left.values.copy(), np.array(present, dtype=bool).reshape(len(left.labels), steps))
-    # or: every left sample, and a right sample at each step where the left has none with its labels
-    labels_out = list(left.labels)
-    values = [left.values[i].copy() for i in range(len(left.labels))]
-    present = [left.present[i].copy() for i in range(len(left.labels))]
-    left_rows = {_key(labels): i for i, labels in enumerate(left.labels)}
-    for j, labels in enumerate(right.labels):
-        row = left_rows.get(_key(labels))
-        if row is None:
-            labels_out.append(labels)
-            values.append(right.values[j].copy())
-            present.append(right.present[j].copy())
-            continue
-        fill = right.present[j] & ~present[row]
-        values[row][fill] = right.values[j][fill]
-        present[row] = present[row] | fill
-    return Grid(
-        labels_out,
-        np.array(values, dtype=np.float64).reshape(len(labels_out), steps),
-        np.array(present, dtype=bool).reshape(len(labels_out), steps),
-    )
 
 
 def label_replace(expr: LabelReplace, grid: Grid) -> Grid:

@@ -204,12 +204,12 @@ class LogQLEngine:
         inner = expr.expr
         if expr.op != "sum" or expr.without or not isinstance(inner, RangeAggregation) or not len(run.steps):
             return None
-        if inner.fn not in _PUSHED_FUNCTIONS or inner.unwrap or inner.offset_ns or inner.grouping is not None:
+        if inner.fn not in _PUSHED_FUNCTIONS or inner.unwrap or inner.grouping is not None:
             return None
         pushed, rest = split_pushdown(inner.query.stages)
         if rest or not all(self._source.indexed_label(name) for name in expr.grouping):
             return None
-        steps = run.steps
+        steps = run.steps - inner.offset_ns  # the windows' ends; the answer keeps the steps' own times
         step_ns = int(steps[1] - steps[0]) if len(steps) > 1 else 1
         selection = Selection(inner.query.matchers, int(steps[0]) - inner.range_ns + 1, int(steps[-1]) + 1, pushed)
         totals = self._source.window_totals(

@@ -233,6 +233,10 @@ class LogParser:
         if op.kind != "op" or op.text not in _COMPARISONS:
             self.i -= 1
             raise self.fail("a comparison operator")
+        if self.peek().kind == "name" and self.peek().text == "ip" and self.peek(1).text == "(":
+            if op.text not in ("=", "!="):
+                raise ParseError(f"ip() needs = or !=, not {op.text}", op.pos)
+            return LabelComparison(name, op.text, self.line_filter_value(op, is_ip=True), "ip")
         negative = self.peek().text == "-"
         if negative:
             self.next()

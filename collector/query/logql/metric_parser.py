@@ -17,6 +17,7 @@ from collector.query.logql.ast import (
     RangeAggregation,
     Unwrap,
     VectorAggregation,
+    VectorMatching,
 )
 from collector.query.logql.lexer import duration_ns
 from collector.query.logql.log_parser import LogParser, check_regex
@@ -83,13 +84,46 @@ class MetricParser(LogParser):
             if op.text in _COMPARISON_OPS and self.peek().kind == "name" and self.peek().text == "bool":
                 self.next()
                 return_bool = True
+            matching = self.vector_matching(op.text)
             right = self.metric_expr(level + 1)
             if op.text in _COMPARISON_OPS and not return_bool and _is_scalar(left) and _is_scalar(right):
                 raise ParseError("comparisons between scalars must use BOOL modifier", op.pos)
             if op.text in ("and", "or", "unless") and (_is_scalar(left) or _is_scalar(right)):
                 raise ParseError(f"set operator {op.text} not allowed in binary scalar expression", op.pos)
-            left = BinaryOp(op.text, left, right, return_bool)
+            if matching is not None and (_is_scalar(left) or _is_scalar(right)):
+                raise ParseError("vector matching only allowed between vectors", op.pos)
+            left = BinaryOp(op.text, left, right, return_bool, matching)
         return left
+
+    def vector_matching(self, op: str) -> VectorMatching | None:
+        """`on (...)` / `ignoring (...)` and `group_left (...)` / `group_right (...)` after an operator."""
+        tok = self.peek()
+        if tok.kind != "name" or tok.text not in ("on", "ignoring") or self.peek(1).text != "(":
+            return None
+        self.next()
+        labels = self.label_list()
+        card = "one-to-one"
+        include: tuple[str, ...] = ()
+        side = self.peek()
+        if side.kind == "name" and side.text in ("group_left", "group_right"):
+            if op in ("and", "or", "unless"):
+                raise ParseError(f"no grouping allowed for {op} operation", side.pos)
+            self.next()
+            card = "many-to-one" if side.text == "group_left" else "one-to-many"
+            include = self.label_list() if self.peek().text == "(" else ()
+        return VectorMatching(tok.text == "on", labels, card, tuple(include))
+
+    def label_list(self) -> tuple[str, ...]:
+        self.expect("(")
+        names: list[str] = []
+        while self.peek().text != ")":
+            names.append(self.expect_kind("name", "a label name").text)
+            if self.peek().text == ",":
+                self.next()
+            elif self.peek().text != ")":
+                raise self.fail("',' or ')'")
+        self.expect(")")
+        return tuple(names)
 
     def metric_power(self) -> MetricExpr:
         base = self.metric_unary()

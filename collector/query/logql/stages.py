@@ -28,7 +28,7 @@ from collector.query.logql.ast import (
 )
 from collector.query.logql.extractors import PatternExtractor, RegexpExtractor, decolorize, unpack
 from collector.query.logql.lexer import bytes_value, duration_ns
-from collector.query.logql.line_filters import line_filter
+from collector.query.logql.line_filters import addresses, ip_range, line_filter
 from collector.query.logql.regex import compile_go
 from collector.query.logql.template_functions import TemplateExecError
 from collector.query.logql.templates import Template
@@ -160,6 +160,10 @@ def predicate(p: LabelPredicate) -> Callable[[Labels], bool | None]:
 
 
 def _comparison(c: LabelComparison) -> Callable[[Labels], bool | None]:
+    if c.kind == "ip":
+        contains = ip_range(str(c.value))
+        wanted = c.op == "="
+        return lambda labels: any(contains(a) for a in addresses(labels.get(c.name, ""))) == wanted
     if c.kind == "string":
         target = str(c.value)
         if c.op in ("=", "=="):

@@ -222,9 +222,69 @@ def test_pushdown_kept_for_plain_filters_only() -> None:
     engine = LogQLEngine(source)
     engine.instant(metric('sum by (app) (count_over_time({app=~".+"} |= "path=/p1" [30s]))'), AT)
     assert source.pushed_sums == 1
+    shifted = engine.range(
+        metric('sum by (app) (count_over_time({app="api"}[20s] offset 30s))'), AT, AT + 10 * S, 10 * S
+    )
+    assert source.pushed_sums == 2  # an offset is pushed down too, its windows shifted
+    assert shifted.result.matrix is not None
+    assert [(s.timestamps.tolist(), s.values.tolist()) for s in shifted.result.matrix] == [
+        (
+            [AT // 1_000_000, (AT + 10 * S) // 1_000_000],
+            [float(len(_window("api", t, 20, 30))) for t in (AT, AT + 10 * S)],
+        )
+    ]
     got = engine.instant(metric('sum by (app) (count_over_time({app=~".+"} |= "p1" or "p2" [30s]))'), AT).result
-    assert source.pushed_sums == 1  # an or-filter runs here
+    assert source.pushed_sums == 2  # an or-filter runs here
     assert source.selections[-1].line_filters == ()
     assert got.vector is not None
     want = {a: float(sum(1 for e in _window(a, AT, 30) if "p1" in e.line or "p2" in e.line)) for a in ("api", "web")}
     assert {s.labels["app"]: s.value for s in got.vector} == want
+
+
+PER_PATH = 'sum by (app, path) (count_over_time({app=~".+"} | logfmt | keep app, path [30s]))'
+PER_APP = 'sum by (app) (count_over_time({app=~".+"}[30s]))'
+
+
+def _per_path() -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for app in ("api", "web"):
+        for e in _window(app, AT, 30):
+            key = (app, _fields(e.line)["path"])
+            out[key] = out.get(key, 0.0) + 1
+    return out
+
+
+@pytest.mark.parametrize("matching", ["on (app) group_left", "ignoring (path) group_left ()"])
+def test_many_to_one_matching(matching: str) -> None:
+    counts = _counts()
+    want = {(("app", a), ("path", p)): n / counts[a] for (a, p), n in _per_path().items()}
+    assert vector(f"{PER_PATH} / {matching} {PER_APP}") == pytest.approx(want)
+    # group_right: the same division with the "many" side on the right
+    flipped = {k: 1 / v for k, v in want.items()}
+    right = matching.replace("group_left", "group_right")
+    assert vector(f"{PER_APP} / {right} {PER_PATH}") == pytest.approx(flipped)
+
+
+def test_group_left_copies_labels_from_the_one_side() -> None:
+    teams = f'label_replace({PER_APP}, "team", "team-$1", "app", "(.*)")'
+    got = vector(f"{PER_PATH} * on (app) group_left (team) {teams}")
+    counts = _counts()
+    assert got == {(("app", a), ("path", p), ("team", f"team-{a}")): n * counts[a] for (a, p), n in _per_path().items()}
+
+
+def test_matching_errors_and_set_operators_on_labels() -> None:
+    with pytest.raises(QueryError, match="many-to-one matching must be explicit"):
+        vector(f"{PER_PATH} / on (app) {PER_APP}")
+    with pytest.raises(QueryError, match="found duplicate series for the match group"):
+        vector(f"{PER_APP} / on (app) group_left {PER_PATH}")
+    only_api = 'count_over_time({app="api"}[30s])'
+    assert vector(f"{PER_PATH} and on (app) {only_api}") == {
+        (("app", a), ("path", p)): n for (a, p), n in _per_path().items() if a == "api"
+    }
+    assert vector(f"{PER_PATH} unless ignoring (path) {only_api}") == {
+        (("app", a), ("path", p)): n for (a, p), n in _per_path().items() if a == "web"
+    }
+    # one-to-one on(app): the result keeps only the on labels
+    assert vector(f'{PER_APP} - on (app) count_over_time({{app=~".+"}}[15s])') == {
+        (("app", a),): n - len(_window(a, AT, 15)) for a, n in _counts().items()
+    }

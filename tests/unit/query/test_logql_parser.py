@@ -25,6 +25,7 @@ from collector.query.logql.ast import (
     RangeAggregation,
     Unwrap,
     VectorAggregation,
+    VectorMatching,
 )
 from collector.query.logql.parser import parse
 
@@ -193,6 +194,16 @@ CASES: list[tuple[str, Query]] = [
     ),
     ("2 ^ 3 ^ 2", BinaryOp("^", Literal(2.0), BinaryOp("^", Literal(3.0), Literal(2.0)))),
     (
+        'rate({app="x"}[1m]) > bool on (a, b) group_left (c) rate({app="x"}[1m])',
+        BinaryOp(
+            ">",
+            RangeAggregation("rate", LogQuery(SEL), MINUTE),
+            RangeAggregation("rate", LogQuery(SEL), MINUTE),
+            True,
+            VectorMatching(True, ("a", "b"), "many-to-one", ("c",)),
+        ),
+    ),
+    (
         'label_replace(rate({app="x"}[1m]), "dst", "$1", "app", "(.*)")',
         LabelReplace(RangeAggregation("rate", LogQuery(SEL), MINUTE), "dst", "$1", "app", "(.*)"),
     ),
@@ -219,6 +230,8 @@ REFUSED = [
     ('count_over_time({app="x"} | unwrap x [1m])', "invalid aggregation count_over_time with unwrap"),
     ('sum_over_time({app="x"} | unwrap x [1m]) by (a)', "grouping not allowed for sum_over_time"),
     ("1 > 2", "BOOL modifier"),
+    ('rate({app="x"}[1m]) and on (a) group_left rate({app="x"}[1m])', "no grouping allowed for and"),
+    ('rate({app="x"}[1m]) + on (a) 1', "vector matching only allowed between vectors"),
     ('1 and count_over_time({app="x"}[1m])', "set operator and"),
     ('{app="x"} | status > "a"', "needs a number"),
     ('count_over_time({app="x"})', "expecting '['"),

@@ -72,6 +72,9 @@ STAGES: list[tuple[str, str, object]] = [
     (' |= ip("2001:db8::/32")', "client [2001:db8::1]:8080 said hi", KEEP),
     (' |= ip("127.0.0.1") or ip("::1")', "listening on ::1", KEEP),
     (' | regexp "(?P<method>GET|POST) (?P<path>\\\\S+)" | path=~"/api/.*"', APACHE, (APACHE, None)),
+    (' | pattern "<addr> <_>" | addr = ip("10.0.0.0/24")', APACHE, (APACHE, None)),
+    (' | pattern "<addr> <_>" | addr != ip("10.0.0.0/24")', APACHE, None),
+    (' | pattern "<addr> <_>" | addr = ip("10.0.1.0/24") or addr="10.0.0.7"', APACHE, (APACHE, None)),
 ]
 
 
