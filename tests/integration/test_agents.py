@@ -251,9 +251,18 @@ def test_trace_logs_exemplar_and_pushed_metric_arrive(
     assert resource["deployment.environment"] == "demo" and resource["host.name"]
 
     # The logs written while serving it, found by its trace id, with their structured fields.
-    logs = eventually(lambda: _logs(collector, trace_id, 2), f"logs of trace {trace_id}")
+    # Each process exports on its own schedule: wait for both services' records, not for any two.
+    want = {(f"front-{run}", "checkout started", "INFO"), (f"back-{run}", "stock checked", "WARNING")}
+
+    def both_services() -> list[dict[str, Any]] | None:
+        found = _logs(collector, trace_id, 2) or []
+        seen = {(g["service"], g["body"], g["severity_text"]) for g in found}
+        access = any(svc == f"back-{run}" and '"GET /stock/widget HTTP/1.1" 200' in body for svc, body, _ in seen)
+        return found if want <= seen and access else None
+
+    logs = eventually(both_services, f"logs of trace {trace_id} from both services")
     got = {(g["service"], g["body"], g["severity_text"]) for g in logs}
-    assert {(f"front-{run}", "checkout started", "INFO"), (f"back-{run}", "stock checked", "WARNING")} <= got
+    assert want <= got
     # Standard-library records (httpx, uvicorn's access log) travel the same way, with the same trace id.
     assert any(svc == f"front-{run}" and body.startswith("HTTP Request: GET") for svc, body, _ in got)
     assert any(svc == f"back-{run}" and '"GET /stock/widget HTTP/1.1" 200' in body for svc, body, _ in got)
