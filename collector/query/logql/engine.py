@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from collector.query.logql.ast import (
     BinaryOp,
+    Decolorize,
     LabelReplace,
     LineFilter,
     LineFormat,
@@ -24,6 +25,7 @@ from collector.query.logql.ast import (
     LogQuery,
     MetricExpr,
     ParseError,
+    Parser,
     Query,
     RangeAggregation,
     Stage,
@@ -68,12 +70,14 @@ class _Run:
 
 
 def split_pushdown(stages: tuple[Stage, ...]) -> tuple[tuple[LineFilter, ...], tuple[Stage, ...]]:
-    """Line filters the store can apply to the stored line (any before the first line_format), and the rest."""
+    """Line filters the store can apply to the stored line (plain ones before any stage that rewrites the line:
+    line_format, decolorize, unpack), and the rest."""
     pushed: list[LineFilter] = []
     rest: list[Stage] = []
     formatted = False
     for stage in stages:
-        formatted = formatted or isinstance(stage, LineFormat)
+        rewrites = isinstance(stage, LineFormat | Decolorize) or (isinstance(stage, Parser) and stage.kind == "unpack")
+        formatted = formatted or rewrites
         if isinstance(stage, LineFilter) and stage.plain and not formatted:
             pushed.append(stage)
         else:

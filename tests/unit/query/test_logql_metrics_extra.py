@@ -288,3 +288,19 @@ def test_matching_errors_and_set_operators_on_labels() -> None:
     assert vector(f'{PER_APP} - on (app) count_over_time({{app=~".+"}}[15s])') == {
         (("app", a),): n - len(_window(a, AT, 15)) for a, n in _counts().items()
     }
+
+
+@pytest.mark.parametrize(
+    ("stages", "pushed"),
+    [
+        ('|= "a" |= ip("10.0.0.0/8") |= "b" | decolorize |= "c"', ["a", "b"]),
+        ('| unpack |= "c"', []),
+        ('|~ "x" | logfmt |= "c" | line_format "{{.a}}" |= "d"', ["x", "c"]),
+    ],
+)
+def test_only_filters_on_the_stored_line_are_pushed(stages: str, pushed: list[str]) -> None:
+    source = MemorySource(ENTRIES)
+    query = parse('{app="api"} ' + stages)
+    assert isinstance(query, LogQuery)
+    LogQLEngine(source).logs(query, 0, AT, 10, backward=True)
+    assert [f.value for f in source.selections[0].line_filters] == pushed
