@@ -258,16 +258,53 @@ class MetricMetadata:
     unit: str
 
 
+# Exact integer sample values, as the store keeps them: Decimal(20, 0) holds every int64 and uint64.
+EXACT_INTEGER_TYPE = pa.decimal128(20, 0)
+
+
+@dataclass
+class ExactIntegers:
+    """Line protocol integer and unsigned values that their float64 sample only holds rounded (beyond
+    2**53 in magnitude, more than 53 significant bits), kept beside the samples rather than in them:
+    rare, so the common rows pay nothing. `row` (int64, ascending) indexes the sample columns,
+    `value` are the values as written, `field_type` "integer" or "unsigned" (InfluxDB's names)."""
+
+    row: np.ndarray
+    value: list[int]
+    field_type: list[str]
+
+    def take(self, keep: np.ndarray) -> ExactIntegers | None:
+        """Those whose rows the boolean mask `keep` (over all sample rows) keeps, numbered as the kept
+        rows are; None when it keeps none."""
+        kept = keep[self.row]
+        if not kept.any():
+            return None
+        renumbered = np.cumsum(keep, dtype=np.int64) - 1
+        flags = kept.tolist()
+        return ExactIntegers(
+            renumbered[self.row[kept]],
+            [v for v, k in zip(self.value, flags, strict=True) if k],
+            [t for t, k in zip(self.field_type, flags, strict=True) if k],
+        )
+
+
 @dataclass
 class SampleColumns:
-    """Samples as numpy columns of one length: fingerprint uint64, timestamp_ms int64, value float64."""
+    """Samples as numpy columns of one length: fingerprint uint64, timestamp_ms int64, value float64;
+    `exact`: the integer values among them that a float64 rounds, exactly (None: there are none)."""
 
     fingerprint: np.ndarray
     timestamp_ms: np.ndarray
     value: np.ndarray
+    exact: ExactIntegers | None = None
 
     def __len__(self) -> int:
         return len(self.fingerprint)
+
+    def take(self, keep: np.ndarray) -> SampleColumns:
+        """The rows the boolean mask `keep` selects, their exact integers along."""
+        exact = None if self.exact is None else self.exact.take(keep)
+        return SampleColumns(self.fingerprint[keep], self.timestamp_ms[keep], self.value[keep], exact)
 
 
 @dataclass(eq=False)
@@ -280,6 +317,8 @@ class MetricBatch:
     `fingerprint`, `timestamp_ms` and `value`) or as numpy columns (`from_columns`, the columnar
     line protocol path): `sample_columns()` reads either as columns without a per-sample loop, and
     the list attributes turn columns into lists on first use, so list-based code keeps working.
+    Exact integers (SampleColumns.exact) exist only in columns: turning them into lists drops them,
+    so the line protocol path, which has them, keeps its batches columnar up to the store.
     """
 
     series: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -328,6 +367,11 @@ class MetricBatch:
     def columnar(self) -> bool:
         return self._columns is not None
 
+    @property
+    def exact_integers(self) -> ExactIntegers | None:
+        """The samples' exact integer values, if any (without turning lists into columns)."""
+        return self._columns.exact if self._columns is not None else None
+
     def sample_columns(self) -> SampleColumns:
         """The samples as numpy columns (shared, not copied, when the batch holds columns). Raises
         OverflowError when a list-held timestamp does not fit in int64."""
@@ -373,6 +417,21 @@ class MetricBatch:
                 "MetricName": pa.array(names, pa.string()),
                 "Fingerprint": pa.array(fps, pa.uint64()),
                 "Labels": labels.to_arrow(),
+            }
+        )
+
+    def exact_integers_table(self) -> pa.Table:
+        """Fingerprint, TimestampMs, Value (exact, EXACT_INTEGER_TYPE), FieldType of the exact integers."""
+        exact, cols = self.exact_integers, self._columns
+        if exact is None or cols is None:
+            exact = ExactIntegers(np.zeros(0, np.int64), [], [])
+            cols = SampleColumns(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return pa.table(
+            {
+                "Fingerprint": pa.array(cols.fingerprint[exact.row], pa.uint64()),
+                "TimestampMs": pa.array(cols.timestamp_ms[exact.row], pa.int64()),
+                "Value": pa.array(exact.value, EXACT_INTEGER_TYPE),
+                "FieldType": pa.array(exact.field_type, pa.string()),
             }
         )
 

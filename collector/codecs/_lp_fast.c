@@ -20,12 +20,15 @@
  * Scanner(max_entries).parse(body: bytes, scale: int, default_ns: int) ->
  *     (generation: int, new_pairs: list[(pair_id, key: bytes, field: bytes)], pair_id: bytes,
  *      value: bytes, kind: bytes, timestamp_ns: bytes, line: bytes, fallback: list[int],
- *      untimed: list[int], accepted: int)
+ *      untimed: list[int], accepted: int, exact: bytes)
  * new_pairs are the pairs first seen in this body (raw key `measurement,tags` exactly as written).
  * One row per sample: pair_id and line (1-based) int32, value float64 (booleans 1/0), kind uint8
  * (the field's type as written: KIND_FLOAT 0, KIND_INTEGER 1 `i`, KIND_UNSIGNED 2 `u`,
  * KIND_BOOLEAN 3; strings never reach this path), timestamp_ns int64 (already scaled; lines
  * without one get default_ns and their number in `untimed`), all native-endian.
+ * `exact`: the integer and unsigned values the float64 `value` does not hold exactly (beyond 2**53
+ * in magnitude, with more than 53 significant bits), as (row int64, bits uint64) pairs in row
+ * order: the value's 64 bits, two's complement for an integer (kind 1), plain for an unsigned (2).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -208,11 +211,18 @@ static int is_digit(char c) { return c >= '0' && c <= '9'; }
 #define KIND_UNSIGNED 2
 #define KIND_BOOLEAN 3
 
+/* Whether a 64-bit magnitude has more significant bits than a double's 53: then (double)m rounds. */
+static int rounds_as_double(uint64_t m) {
+    return m > (1ULL << 53) && 64 - __builtin_clzll(m) - __builtin_ctzll(m) > 53;
+}
+
 /* Value of an unquoted field token as the Python parser reads it: 1 (in *out, its kind in *kind),
  * 0 if the line must fall back, DEFER for a float that needs the full conversion (done later, with
- * the GIL). */
+ * the GIL), EXACT for an integer or unsigned that *out only holds rounded (its 64 bits in *bits:
+ * two's complement for an integer). */
 #define DEFER 2
-static int field_number(const char *p, Py_ssize_t n, double *out, unsigned char *kind) {
+#define EXACT 3
+static int field_number(const char *p, Py_ssize_t n, double *out, unsigned char *kind, uint64_t *bits) {
     if (n == 0) return 0;
     *kind = KIND_BOOLEAN;
     switch (n) {  /* booleans first, as _field_value checks them first */
@@ -240,15 +250,21 @@ static int field_number(const char *p, Py_ssize_t n, double *out, unsigned char 
             if (v > (UINT64_MAX - 9) / 10) return 0;  /* near the range limits: let Python judge */
             v = v * 10 + (uint64_t)(*d - '0');
         }
-        if (last == 'u') { *out = (double)v; return 1; }
+        if (last == 'u') {
+            *out = (double)v;
+            *bits = v;
+            return rounds_as_double(v) ? EXACT : 1;
+        }
         if (neg) {
             if (v > (uint64_t)INT64_MAX + 1) return 0;
             *out = v == (uint64_t)INT64_MAX + 1 ? (double)INT64_MIN : -(double)(int64_t)v;
-            return 1;
+            *bits = 0 - v;  /* -v in two's complement, without signed overflow */
+            return rounds_as_double(v) ? EXACT : 1;
         }
         if (v > (uint64_t)INT64_MAX) return 0;
         *out = (double)(int64_t)v;
-        return 1;
+        *bits = v;
+        return rounds_as_double(v) ? EXACT : 1;
     }
     /* float: -?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? */
     *kind = KIND_FLOAT;
@@ -406,6 +422,7 @@ typedef struct {
     Buf pair_id, value, kind, ts, line;  /* per sample */
     Buf new_pairs;                 /* int32 triples: pair id, key id, field id */
     Buf deferred;                  /* Py_ssize_t triples: sample row, token offset in the body, length */
+    Buf exact;                     /* (int64 sample row, uint64 bits) of integers a double rounds */
     Buf fallback, untimed;         /* int32 line numbers */
     const char *body;
     long accepted;
@@ -477,8 +494,10 @@ static int parse_line(Scanner *sc, Out *o, const char *p, const char *e, int32_t
         const char *eq = memchr(f, '=', c - f);
         double v;
         unsigned char kind;
+        uint64_t bits;
         int number = 0;
-        if (!eq || eq == f || is_reserved(f, eq - f) || !(number = field_number(eq + 1, c - eq - 1, &v, &kind)))
+        if (!eq || eq == f || is_reserved(f, eq - f) ||
+            !(number = field_number(eq + 1, c - eq - 1, &v, &kind, &bits)))
             goto fallback;
         Slot *fs = table_find(&sc->fields, f, eq - f, &fresh);
         if (!fs) return -1;
@@ -494,6 +513,9 @@ static int parse_line(Scanner *sc, Out *o, const char *p, const char *e, int32_t
         if (number == DEFER) {
             Py_ssize_t d[3] = {o->value.len / 8, eq + 1 - o->body, c - eq - 1};
             if (buf_put(&o->deferred, d, sizeof d) < 0) return -1;
+        } else if (number == EXACT) {  /* rare: counters and ids past 2**53 */
+            int64_t row = o->value.len / 8;
+            if (buf_put(&o->exact, &row, 8) < 0 || buf_put(&o->exact, &bits, 8) < 0) return -1;
         }
         if (buf_put(&o->value, &v, 8) < 0 || buf_reserve(&o->kind, 1) < 0 || buf_put(&o->pair_id, &pair, 4) < 0 ||
             buf_put(&o->ts, &ts, 8) < 0 || buf_put(&o->line, &line, 4) < 0)
@@ -511,6 +533,7 @@ fallback:
     o->kind.len = start;
     while (o->deferred.len && ((Py_ssize_t *)o->deferred.data)[o->deferred.len / sizeof(Py_ssize_t) - 3] >= start)
         o->deferred.len -= 3 * sizeof(Py_ssize_t);
+    while (o->exact.len && ((int64_t *)o->exact.data)[o->exact.len / 8 - 2] >= start) o->exact.len -= 16;
     return FALLBACK;
 }
 
@@ -576,9 +599,17 @@ static int resolve_deferred(Out *o) {
     /* Rows, untimed and fallback lines are all in line order, and so is `bad`. */
     int32_t *b = (int32_t *)bad.data;
     Py_ssize_t nb = bad.len / 4, rows = o->value.len / 8, kept = 0, k = 0;
+    int64_t *exact = (int64_t *)o->exact.data;  /* (row, bits) pairs in row order: renumbered alike */
+    Py_ssize_t ne = o->exact.len / 16, e = 0, ke = 0;
     for (Py_ssize_t r = 0; r < rows; r++) {
         while (k < nb && b[k] < lines[r]) k++;
-        if (k < nb && b[k] == lines[r]) continue;
+        int dropped = k < nb && b[k] == lines[r];
+        for (; e < ne && exact[2 * e] == r; e++)
+            if (!dropped) {
+                exact[2 * ke] = kept;
+                exact[2 * ke++ + 1] = exact[2 * e + 1];
+            }
+        if (dropped) continue;
         ((int32_t *)o->pair_id.data)[kept] = ((int32_t *)o->pair_id.data)[r];
         value[kept] = value[r];
         ((unsigned char *)o->kind.data)[kept] = ((unsigned char *)o->kind.data)[r];
@@ -588,6 +619,7 @@ static int resolve_deferred(Out *o) {
     o->value.len = o->ts.len = kept * 8;
     o->pair_id.len = o->line.len = kept * 4;
     o->kind.len = kept;
+    o->exact.len = ke * 16;
     int32_t *u = (int32_t *)o->untimed.data;
     Py_ssize_t nu = o->untimed.len / 4, ku = 0;
     k = 0;
@@ -676,8 +708,9 @@ static PyObject *scanner_parse(Scanner *sc, PyObject *args) {
     PyObject *fallback = new_pairs ? int_list(&o.fallback) : NULL;
     PyObject *untimed = fallback ? int_list(&o.untimed) : NULL;
     if (untimed)
-        result = Py_BuildValue("(lNNNNNNNNl)", sc->generation, new_pairs, bytes_of(&o.pair_id), bytes_of(&o.value),
-                               bytes_of(&o.kind), bytes_of(&o.ts), bytes_of(&o.line), fallback, untimed, o.accepted);
+        result = Py_BuildValue("(lNNNNNNNNlN)", sc->generation, new_pairs, bytes_of(&o.pair_id), bytes_of(&o.value),
+                               bytes_of(&o.kind), bytes_of(&o.ts), bytes_of(&o.line), fallback, untimed, o.accepted,
+                               bytes_of(&o.exact));
     else {
         Py_XDECREF(new_pairs);
         Py_XDECREF(fallback);
@@ -690,6 +723,7 @@ done:
     PyMem_RawFree(o.line.data);
     PyMem_RawFree(o.new_pairs.data);
     PyMem_RawFree(o.deferred.data);
+    PyMem_RawFree(o.exact.data);
     PyMem_RawFree(o.fallback.data);
     PyMem_RawFree(o.untimed.data);
     return result;
@@ -715,7 +749,7 @@ static void scanner_dealloc(Scanner *sc) {
 static PyMethodDef scanner_methods[] = {
     {"parse", (PyCFunction)scanner_parse, METH_VARARGS,
      "parse(body, scale, default_ns) -> (generation, new_pairs, pair_id, value, kind, timestamp_ns, line, "
-     "fallback, untimed, accepted)"},
+     "fallback, untimed, accepted, exact)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,7 +10,8 @@ milliseconds, the Prometheus unit, so nanoseconds below the millisecond are drop
 LineColumns with numpy and computes names, labels and fingerprints once per (series, field) pair
 (with a SeriesMapper, once across writes): same samples, same series, same metadata. It also says,
 per sample and per string field, which metric it belongs to and the field's type as written, for
-the one-type-per-field rule InfluxDB enforces (pipeline/field_types.py).
+the one-type-per-field rule InfluxDB enforces (pipeline/field_types.py). Integers that a float64
+sample rounds (beyond 2**53) also come along exactly (SampleColumns.exact), for the native read.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.codecs.line_protocol import Points
-from collector.codecs.line_protocol_columns import LineColumns, SeriesKey, series_key_tags
+from collector.codecs.line_protocol_columns import INFLUX_TYPE_NAMES, LineColumns, SeriesKey, series_key_tags
 from collector.codecs.prom_naming import MetricKind, label_name, metric_name
-from collector.model import MetricBatch, MetricMetadata, SampleColumns, series_fingerprint
+from collector.model import ExactIntegers, MetricBatch, MetricMetadata, SampleColumns, series_fingerprint
 
 
 @dataclass
@@ -302,5 +303,8 @@ def columns_to_samples(
             out.strings.append((number, code_of.setdefault(_name(series_key_tags(key)[0], fld), len(code_of))))
         out.metric, out.metric_names = codes, list(code_of)
     samples = SampleColumns(fps, cols.timestamp_ns // 1_000_000, cols.value)  # floor division, as Python's //
+    if cols.exact_value:  # rare: a sample row is a column row, so the rows carry over as they are
+        kinds = cols.kind[cols.exact_row].tolist()
+        samples.exact = ExactIntegers(cols.exact_row, list(cols.exact_value), [INFLUX_TYPE_NAMES[k] for k in kinds])
     out.batch = MetricBatch.from_columns(series, samples, metadata)
     return out

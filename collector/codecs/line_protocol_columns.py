@@ -9,7 +9,9 @@ The result is what the Prometheus mapping needs: one row per numeric or boolean 
 naming its (series, field) pair by an id that the C scanner keeps stable from one body to the next,
 so the mapping to labels and fingerprints is done once per pair, with the field's type as written
 (`kind`, a KIND_CODES number) and its line. String values are not rows: they are listed apart
-(`strings`), so their type can still be checked against the other writes of the field.
+(`strings`), so their type can still be checked against the other writes of the field. The values
+are float64; the few integers a double cannot hold (beyond 2**53) come along exactly beside them
+(`exact_row`, `exact_value`), which costs the common rows nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ SeriesKey = bytes | tuple[str, tuple[tuple[str, str], ...]]
 KIND_CODES: dict[str, int] = {KIND_FLOAT: 0, KIND_INT: 1, KIND_UINT: 2, KIND_BOOL: 3, KIND_STRING: 4}
 CODE_STRING = KIND_CODES[KIND_STRING]
 INFLUX_TYPE_NAMES: tuple[str, ...] = ("float", "integer", "unsigned", "boolean", "string")
+CODE_INT = KIND_CODES[KIND_INT]
+DOUBLE_EXACT_LIMIT = 2**53  # every integer up to this magnitude is exactly a double
+
+# The C scanner's exact values: (row, the value's 64 bits) per integer a double rounds.
+_EXACT_PAIR = np.dtype([("row", np.int64), ("bits", np.uint64)])
 
 
 @dataclass
@@ -60,7 +67,9 @@ class LineColumns:
     KIND_CODES number, never CODE_STRING); `timestamp_ns` int64, already scaled by the precision;
     `line` int32, the row's 1-based line number. `strings` holds the string fields, which are not
     rows: (line number, local pair index, as a negative pair_id would give it), in body order.
-    `lines`, `untimed` and `received` mean what they mean in Points.
+    `lines`, `untimed` and `received` mean what they mean in Points. `exact_row` (int64, ascending)
+    are the rows of the integer and unsigned values that `value` holds only rounded (beyond 2**53 in
+    magnitude, more than 53 significant bits), `exact_value` those values as written, in that order.
     """
 
     pair_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -75,6 +84,8 @@ class LineColumns:
     untimed: list[int] = field(default_factory=list)
     received: int = 0
     strings: list[tuple[int, int]] = field(default_factory=list)
+    exact_row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    exact_value: list[int] = field(default_factory=list)
 
     @property
     def skipped_strings(self) -> int:
@@ -127,8 +138,8 @@ class LineScanner:
             points, errors = parse_numbered_lines(list(enumerate(body.split(b"\n"), 1)), scale, default_ns)
             return points_to_columns(points), errors
         with self._lock:  # the registry must hold every id the scanner hands out before anyone reads it
-            generation, new_pairs, pair_id, value, kind, ts, line, fallback, untimed, accepted = self._scanner.parse(
-                bytes(body), scale, default_ns
+            (generation, new_pairs, pair_id, value, kind, ts, line, fallback, untimed, accepted, exact) = (
+                self._scanner.parse(bytes(body), scale, default_ns)
             )
             if generation != self._generation:
                 self._generation, self._pairs = generation, []  # a new list: older columns keep theirs
@@ -148,11 +159,25 @@ class LineScanner:
             untimed=untimed,
             received=default_ns // scale,
         )
+        if exact:  # rare: integers past 2**53 that the double rounds
+            cols.exact_row, cols.exact_value = _exact_from_bits(np.frombuffer(exact, _EXACT_PAIR), cols.kind)
         if not fallback:
             return cols, []
         raw = body.split(b"\n")
         points, errors = parse_numbered_lines([(n, raw[n - 1]) for n in fallback], scale, default_ns)
         return _merge(cols, points), errors
+
+
+def _exact_from_bits(pairs: np.ndarray, kind: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The C scanner's (row, bits) pairs as rows and Python ints: bits are two's complement for an
+    integer field, plain for an unsigned one."""
+    rows = pairs["row"].copy()
+    signed = kind[rows] == CODE_INT
+    values = [
+        bits - (1 << 64) if is_signed and bits >= 1 << 63 else bits
+        for bits, is_signed in zip(pairs["bits"].tolist(), signed.tolist(), strict=True)
+    ]
+    return rows, values
 
 
 def points_to_columns(points: Points) -> LineColumns:
@@ -164,6 +189,8 @@ def points_to_columns(points: Points) -> LineColumns:
     kinds: list[int] = []
     stamps: list[int] = []
     numbers: list[int] = []
+    exact_rows: list[int] = []
+    exact_values: list[int] = []
     last_tags: dict[str, str] | None = None
     last_key: SeriesKey = b""
     for measurement, tags, fld, kind, value, ts, number in zip(
@@ -182,6 +209,13 @@ def points_to_columns(points: Points) -> LineColumns:
         if kind == KIND_STRING:
             cols.strings.append((number, pair))
             continue
+        if (
+            kind in (KIND_INT, KIND_UINT)
+            and not -DOUBLE_EXACT_LIMIT <= value <= DOUBLE_EXACT_LIMIT
+            and float(value) != value  # int == float compares exactly in Python
+        ):
+            exact_rows.append(len(ids))
+            exact_values.append(int(value))
         ids.append(-1 - pair)
         values.append((1.0 if value else 0.0) if kind == KIND_BOOL else float(value))
         kinds.append(KIND_CODES[kind])
@@ -193,6 +227,8 @@ def points_to_columns(points: Points) -> LineColumns:
     cols.kind = np.array(kinds, np.uint8)
     cols.timestamp_ns = np.array(stamps, np.int64)
     cols.line = np.array(numbers, np.int32)
+    cols.exact_row = np.array(exact_rows, np.int64)
+    cols.exact_value = exact_values
     return cols
 
 
@@ -202,6 +238,13 @@ def _merge(cols: LineColumns, points: Points) -> LineColumns:
     # C rows and Python rows are each in line order, and a line's rows all come from one side: a
     # stable sort on the line number interleaves them as one parse would have produced them.
     order = np.argsort(np.concatenate([cols.line, py.line]), kind="stable")
+    if len(cols.exact_row) or len(py.exact_row):  # rare: where the rows with exact values went
+        position = np.empty(len(order), np.int64)
+        position[order] = np.arange(len(order))
+        moved = position[np.concatenate([cols.exact_row, py.exact_row + len(cols.line)])]
+        by_row = np.argsort(moved, kind="stable")
+        values = cols.exact_value + py.exact_value
+        cols.exact_row, cols.exact_value = moved[by_row], [values[i] for i in by_row.tolist()]
     cols.pair_id = np.concatenate([cols.pair_id, py.pair_id])[order]
     cols.value = np.concatenate([cols.value, py.value])[order]
     cols.kind = np.concatenate([cols.kind, py.kind])[order]

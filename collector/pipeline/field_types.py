@@ -33,7 +33,7 @@ import numpy as np
 
 from collector.codecs.influx_metrics import InfluxSamples
 from collector.codecs.line_protocol_columns import CODE_STRING, INFLUX_TYPE_NAMES
-from collector.model import MetricBatch, SampleColumns
+from collector.model import MetricBatch
 
 _UNKNOWN = 255  # no type recorded yet
 _CODE_OF_TYPE = {name: code for code, name in enumerate(INFLUX_TYPE_NAMES)}
@@ -175,7 +175,7 @@ def _without_lines(samples: InfluxSamples, dropped: list[int]) -> InfluxSamples:
     """`samples` without the rows of the `dropped` lines (the type columns follow)."""
     keep = ~np.isin(samples.line, np.array(dropped, np.int32))
     cols = samples.batch.sample_columns()
-    kept = SampleColumns(cols.fingerprint[keep], cols.timestamp_ms[keep], cols.value[keep])
+    kept = cols.take(keep)
     series = {fp: samples.batch.series[fp] for fp in np.unique(kept.fingerprint).tolist()}
     present = {labels.get("__name__", "") for labels in series.values()}
     metadata = {name: meta for name, meta in samples.batch.metadata.items() if name in present}

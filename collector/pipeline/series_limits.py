@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.model import MetricBatch, SampleColumns, format_series
+from collector.model import MetricBatch, format_series
 
 
 @dataclass
@@ -264,7 +264,7 @@ class SeriesLimits:
             kept = reason == _KEPT
             kept_fp = fp_col[kept]
             kept_series = {fp: batch.series[fp] for fp in np.unique(kept_fp).tolist()}
-            kept_cols = SampleColumns(kept_fp, ts_col[kept], value_col[kept])
+            kept_cols = cols.take(kept)
         else:
             kept_series, kept_cols = batch.series, cols
         out.batch = MetricBatch.from_columns(kept_series, kept_cols, batch.metadata)

@@ -3,7 +3,8 @@
 Every value from a caller reaches SQL as a bound parameter, never as SQL text. Timestamps come back as
 integer nanoseconds (metric samples: milliseconds); attribute values get back the OTLP type they were
 sent with (see model.py for the ...AttributeTypes maps); line protocol samples the field type they
-were written with (metrics_field_types: integers as ints, booleans as bools).
+were written with (metrics_field_types: integers as ints, booleans as bools), integers beyond 2**53
+exactly as written (metrics_exact_integers).
 """
 
 from __future__ import annotations
@@ -128,11 +129,17 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def typed_sample(value: float, field_type: str) -> Any:
-    """A stored sample value in its line protocol field type: integer and unsigned as int (exact up to
-    2**53, beyond that the nearest double, as stored), boolean as bool, float as format_double text."""
-    if field_type in ("integer", "unsigned") and math.isfinite(value):
-        return int(value)
+# Integers up to this magnitude are exactly their double; beyond it, a sample may have an exact value.
+_DOUBLE_EXACT_LIMIT = float(2**53)
+_INTEGER_TYPES = ("integer", "unsigned")
+
+
+def typed_sample(value: float, field_type: str, exact: int | None = None) -> Any:
+    """A stored sample value in its line protocol field type: integer and unsigned as int (`exact`,
+    when the double rounds the integer written: that integer), boolean as bool, float as
+    format_double text."""
+    if field_type in _INTEGER_TYPES and math.isfinite(value):
+        return int(value) if exact is None else exact
     if field_type == "boolean":
         return value != 0.0
     return format_double(value)
@@ -388,9 +395,18 @@ class StoreReader:
                 "samples": [],
                 "exemplars": [],
             }
+        wide = {
+            r["Fingerprint"]
+            for r in samples
+            if abs(r["Value"]) >= _DOUBLE_EXACT_LIMIT and out[r["Fingerprint"]]["type"] in _INTEGER_TYPES
+        }
+        exact = self._exact_integers(metric, sorted(wide), start_ms, end_ms) if wide else {}
         for r in samples:
-            found = out[r["Fingerprint"]]
-            found["samples"].append([r["TimestampMs"], typed_sample(r["Value"], found["type"])])
+            fp, ts = r["Fingerprint"], r["TimestampMs"]
+            found = out[fp]
+            value = r["Value"]
+            written = exact.get((fp, ts, value)) if exact else None
+            found["samples"].append([ts, typed_sample(value, found["type"], written)])
         for r in exemplars:
             out[r["Fingerprint"]]["exemplars"].append(
                 {
@@ -402,6 +418,25 @@ class StoreReader:
                 }
             )
         return list(out.values())
+
+    def _exact_integers(
+        self, metric: str, fps: list[int], start_ms: int, end_ms: int
+    ) -> dict[tuple[int, int, float], int]:
+        """(fingerprint, time ms, the double the sample holds) -> the integer as written, for the
+        integers beyond 2**53 that the samples of `fps` hold rounded. Two different integers written
+        at one time that round alike cannot both be samples (the series limits drop the second as a
+        repeat), so the key names one value."""
+        rows = self._rows(
+            "SELECT Fingerprint, TimestampMs, toString(Value) AS Exact FROM {db}.metrics_exact_integers "
+            "WHERE MetricName = {metric:String} AND Fingerprint IN {fps:Array(UInt64)} "
+            "AND TimestampMs BETWEEN {start:Int64} AND {end:Int64}",
+            {"metric": metric, "fps": fps, "start": start_ms, "end": end_ms},
+        )
+        out = {}
+        for r in rows:
+            value = int(r["Exact"])  # as text: exact whichever engine reads the Decimal
+            out[(r["Fingerprint"], r["TimestampMs"], float(value))] = value
+        return out
 
     def field_types(self) -> list[tuple[str, str, str]]:
         """(write scope, metric name, field type) of every recorded line protocol field, the first type

@@ -198,6 +198,25 @@ CREATE TABLE IF NOT EXISTS {db}.metrics_field_types (
 ORDER BY (MetricName, Scope)
 """
 
+# Line protocol integer and unsigned values that their Float64 sample holds only rounded (beyond 2**53
+# in magnitude: counters, byte totals, ids), exactly: Decimal(20, 0) holds every int64 and uint64.
+# Rare, so a table apart keeps the samples table and its hot path as they are; written before the
+# samples of the same insert, so a sample is never visible without its exact value. The native read
+# (`/api/obs/metrics/series`) puts them over the samples with the same series, time and rounded value;
+# PromQL reads the doubles, as Prometheus would.
+_EXACT_INTEGERS = """
+CREATE TABLE IF NOT EXISTS {db}.metrics_exact_integers (
+    MetricName LowCardinality(String),
+    Fingerprint UInt64,
+    TimestampMs Int64 CODEC(DoubleDelta, ZSTD(1)),
+    Value Decimal(20, 0),
+    FieldType LowCardinality(String)
+) ENGINE = MergeTree
+PARTITION BY toDate(fromUnixTimestamp64Milli(TimestampMs))
+ORDER BY (MetricName, Fingerprint, TimestampMs)
+SETTINGS ttl_only_drop_parts = 1
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "traces", (_TRACES, _TRACE_ID_TS, _TRACE_ID_TS_MV)),
     Migration(2, "logs", (_LOGS,)),
@@ -206,6 +225,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # GROUP BY cost a quarter of the insert's CPU. The table and its rows are the same as before.
     Migration(4, "trace id lookup written by the collector", ("DROP VIEW IF EXISTS {db}.otel_traces_trace_id_ts_mv",)),
     Migration(5, "line protocol field types", (_FIELD_TYPES,)),
+    Migration(6, "exact integers beyond 2**53", (_EXACT_INTEGERS,)),
 )
 
 # table -> (retention key, TTL column expression)
@@ -215,6 +235,7 @@ _TTL_TABLES = {
     "otel_logs": ("logs", "TimestampTime"),
     "metrics_samples": ("metrics", "toDateTime(intDiv(TimestampMs, 1000))"),
     "metrics_exemplars": ("metrics", "toDateTime(intDiv(TimestampMs, 1000))"),
+    "metrics_exact_integers": ("metrics", "toDateTime(intDiv(TimestampMs, 1000))"),
     "metrics_series": ("metrics", "Updated"),
 }
 

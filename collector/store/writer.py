@@ -59,7 +59,9 @@ class StoreWriter:
         self._insert("otel_logs", _concat(tables))
 
     def write_metrics(self, batches: Sequence[MetricBatch]) -> None:
-        """Series first, then samples: a reader never sees samples whose series is missing."""
+        """Series first, then exact integers, then samples: a reader never sees samples whose series
+        is missing, nor a sample without the exact value its double rounds (after a crash between the
+        two, an exact value without its sample: the write was not acknowledged, and matches nothing)."""
         series: dict[int, dict[str, str]] = {}
         metadata: dict[str, MetricMetadata] = {}
         for batch in batches:  # the batches of a group mostly share their series: one loop per group
@@ -77,6 +79,9 @@ class StoreWriter:
             }
         self._insert("metrics_series", merged.series_table())
         self._insert("metrics_metadata", merged.metadata_table())
+        exact = [b.exact_integers_table() for b in batches if b.exact_integers is not None]
+        if exact:  # rare: integers past 2**53 that a double rounds
+            self._insert("metrics_exact_integers", _with_names(_concat(exact), series))
         self._insert("metrics_samples", _with_name_dictionary(_concat([b.samples_table() for b in batches]), series))
         self._insert("metrics_exemplars", _with_names(_concat([b.exemplars_table() for b in batches]), series))
         with self._lock:

@@ -4,7 +4,8 @@ Compared end to end on generated bodies (plain lines, escapes, quotes, comments,
 lines, every precision, numbers at the edges of their ranges, invalid UTF-8): the samples with their
 labels and fingerprints, the metadata, the errors, the skipped string fields and the bookkeeping the
 forwarder uses (accepted lines, untimed line numbers, receipt time), and per sample and string field
-its type as written, line and metric name (what the field type rule judges).
+its type as written, line and metric name (what the field type rule judges), and the integers a
+double rounds, exactly (what the native read gives back).
 """
 
 from __future__ import annotations
@@ -157,6 +158,20 @@ def _typed_samples(out: InfluxSamples) -> tuple[list[tuple[int, int, str]], list
     return numeric, strings
 
 
+def _exact_rows(points: Points) -> list[tuple[int, int, str]]:
+    """The reference: (sample row, value, field type) of each integer its double rounds."""
+    numeric = [(k, v) for k, v in zip(points.kind, points.value, strict=True) if k != KIND_STRING]
+    names = {"int": "integer", "uint": "unsigned"}
+    return [(row, int(v), names[k]) for row, (k, v) in enumerate(numeric) if k in names and float(v) != v]
+
+
+def _exact_samples(out: InfluxSamples) -> list[tuple[int, int, str]]:
+    exact = out.batch.exact_integers
+    if exact is None:
+        return []
+    return list(zip(exact.row.tolist(), exact.value, exact.field_type, strict=True))
+
+
 def _check_same(
     body: bytes,
     precision: str,
@@ -171,6 +186,7 @@ def _check_same(
         assert col_errors == errors
         assert (columns.lines, columns.untimed, columns.received) == (points.lines, points.untimed, points.received)
         mapped = columns_to_samples(columns, extra, mapper)
+        assert _exact_samples(mapped) == _exact_rows(points)  # first: _samples turns columns into lists
         assert _samples(mapped) == _samples(reference)
         assert _typed_samples(mapped) == _typed_rows(points)
 
@@ -251,7 +267,7 @@ def test_plain_lines_are_not_left_to_python() -> None:
     from collector.codecs import _lp_fast  # type: ignore[attr-defined]
 
     body = b"cpu,host=h1,core=c0 usage_user=1.5,usage_system=2.25,usage_idle=3i 1700000000000000000\n" * 3
-    *_, fallback, untimed, accepted = _lp_fast.Scanner().parse(body, 1, 0)
+    *_, fallback, untimed, accepted, _exact = _lp_fast.Scanner().parse(body, 1, 0)
     assert (fallback, untimed, accepted) == ([], [], 3)
 
 

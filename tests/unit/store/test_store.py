@@ -26,6 +26,7 @@ from collector.codecs.otlp_values import TimeWindow
 from collector.config import RetentionSettings
 from collector.model import MetricBatch, MetricMetadata
 from collector.pipeline.field_types import FieldTypes, write_scope
+from collector.pipeline.series_limits import SeriesLimits
 from collector.store.engine import Engine
 from collector.store.readers import LogQuery, StoreReader, TraceQuery
 from collector.store.schema import MIGRATIONS, apply_retention, migrate
@@ -233,9 +234,9 @@ def test_line_protocol_samples_read_back_in_their_field_type(engine: Engine, db:
         return found["type"], found["samples"]
 
     for label in (("db", "d"), ("bucket", "b")):
-        # integers beyond 2**53 come back as the nearest double, as stored
-        assert read("m_i", label) == ("integer", [[1, -9007199254740992], [2, 42]])
-        assert read("m_u", label) == ("unsigned", [[1, 18446744073709551616], [2, 0]])
+        # integers beyond 2**53 come back exactly (metrics_exact_integers), not as the nearest double
+        assert read("m_i", label) == ("integer", [[1, -9007199254740993], [2, 42]])
+        assert read("m_u", label) == ("unsigned", [[1, 18446744073709551615], [2, 0]])
         assert read("m_b", label) == ("boolean", [[1, True], [2, False]])
         assert read("m_f", label) == ("float", [[1, "1.5"], [2, "-0.0"]])
     assert read("m_i", ("job", "scrape")) == ("float", [[1, "7.0"]])
@@ -248,6 +249,69 @@ def test_line_protocol_samples_read_back_in_their_field_type(engine: Engine, db:
     seeded = FieldTypes(reader.field_types())
     again, _ = LineScanner().parse(b"m,h=z i=1.5 3000000", "ns", 0)
     assert seeded.check(columns_to_samples(again, {"db": "d"}), "db=d").dropped_lines == [1]
+
+
+# (field, value as written): the edges of int64 and uint64 and around 2**53, exact or not as a double
+EXACT_CASES = [
+    ("i", 2**63 - 1),
+    ("i", -(2**63)),
+    ("i", -(2**63) + 1),
+    ("i", 2**53 + 1),
+    ("i", -(2**53) - 1),
+    ("i", 2**53 - 1),
+    ("i", 2**53),
+    ("u", 2**64 - 1),
+    ("u", 2**63 + 1),
+    ("u", 2**53 + 1),
+    ("u", 2**53 + 2),
+]
+
+
+@pytest.mark.parametrize("use_c", [True, False], ids=["c", "python"])
+def test_integers_beyond_2_53_round_trip_exactly(engine: Engine, db: str, use_c: bool) -> None:
+    """Exact values survive the writer, the series limits and field type rule dropping rows around
+    them, and duplicate samples; only the samples a double rounds get a row of their own; PromQL's read
+    of the samples keeps the doubles."""
+    writer, reader = StoreWriter(engine, db), StoreReader(engine, db)
+    labels = {"db": "d"}
+    lines = [f"m,h=a {fld}={value}{fld} {t + 1}000000" for t, (fld, value) in enumerate(EXACT_CASES)]
+    lines.insert(3, f"m,h=a i=1.5 {len(EXACT_CASES) + 1}000000")  # a field type conflict: its line is dropped
+    body = "\n".join(lines).encode()
+    columns, errors = LineScanner(use_c=use_c).parse(body, "ns", 0)
+    assert errors == []
+    samples = columns_to_samples(columns, labels)
+    types = FieldTypes()
+    typed = types.check(samples, write_scope(labels))
+    assert len(typed.dropped_lines) == 1
+    writer.write_field_types(write_scope(labels), labels, typed.new_types)
+    limits = SeriesLimits(100, 0)
+    first = limits.apply(typed.samples.batch)
+    writer.write_metrics([first.batch])
+    first.commit()
+    # The same body again: every sample is a repeat of the newest, dropped by the limits; the batch a
+    # retry would write after a restart (no limits state) is stored twice and still reads back once each.
+    assert len(limits.apply(typed.samples.batch).batch) == 0
+    writer.write_metrics([typed.samples.batch])
+
+    expected: dict[str, list[list[int]]] = {fld: [] for fld in ("i", "u")}
+    for t, (fld, value) in enumerate(EXACT_CASES):
+        expected[fld] += [[t + 1, value], [t + 1, value]]
+    for fld in ("i", "u"):
+        [found] = reader.series(f"m_{fld}", [("h", "a")], 0, 100)
+        assert found["type"] == {"i": "integer", "u": "unsigned"}[fld]
+        assert found["samples"] == expected[fld]
+        assert all(type(v) is int for _, v in found["samples"])
+    stored = engine.query(
+        f"SELECT MetricName, TimestampMs, toString(Value) AS V, FieldType FROM {db}.metrics_exact_integers "
+        "ORDER BY TimestampMs"
+    ).to_pylist()
+    rounded = [(t + 1, fld, value) for t, (fld, value) in enumerate(EXACT_CASES) if float(value) != value]
+    assert [(r["TimestampMs"], r["MetricName"], int(r["V"])) for r in stored] == [
+        (t, f"m_{fld}", value) for t, fld, value in rounded for _ in range(2)
+    ]
+    assert {r["FieldType"] for r in stored} == {"integer", "unsigned"}
+    doubles = engine.query(f"SELECT Value FROM {db}.metrics_samples WHERE MetricName = 'm_u' ORDER BY TimestampMs")
+    assert sorted(set(doubles.column("Value").to_pylist())) == sorted({float(v) for f, v in EXACT_CASES if f == "u"})
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
