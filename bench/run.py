@@ -64,7 +64,24 @@ BENCHMARKS = {
             "ratio_single_vs_prometheus",
         ],
     ),
+    "bench.logs_traces": (
+        "logs_traces.json",
+        [
+            "log_lines",
+            "spans",
+            "otlp_log_lines_per_s",
+            "loki_push_lines_per_s",
+            "otlp_spans_per_s",
+            "trace_by_id_p50_ms",
+            "trace_by_id_p99_ms",
+            "trace_by_id_p50_under_50ms",
+            "log_filter_24h_under_1s",
+            "all_agree",
+        ],
+    ),
 }
+# Arguments of `make bench`; `python -m bench.run --full` drops them (10M log lines and spans take ~15 min).
+REDUCED = {"bench.logs_traces": ["--scale", "0.1"]}
 
 
 def write_table() -> str:
@@ -80,7 +97,19 @@ def write_table() -> str:
         runs = data.get("runs")
         if isinstance(runs, list) and all(isinstance(r, dict) and "acked_spans_per_s" in r for r in runs):
             lines += ["Runs: " + ", ".join(str(r["acked_spans_per_s"]) for r in runs), ""]
-        if "queries" in data:  # per query: each server's median and the ratios
+        queries = data.get("queries", {})
+        if queries and all("full_scan_ms" in q for q in queries.values()):  # API beside a full scan
+            lines += [
+                "| query | API ms | full scan ms | ratio | store ms | full scan / store | agrees | answer |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            for name, q in queries.items():
+                cells = [
+                    q[k] for k in ("api_ms", "full_scan_ms", "ratio", "store_ms", "ratio_vs_store", "agrees", "answer")
+                ]
+                lines.append(f"| {name} | " + " | ".join(str(c) for c in cells) + " |")
+            lines.append("")
+        elif queries:  # per query: each server's median and the ratios
             lines += ["| query | collector ms | prometheus ms | victoriametrics ms | vs prometheus | vs vm |"]
             lines += ["| --- | --- | --- | --- | --- | --- |"]
             for name, q in data["queries"].items():
@@ -94,9 +123,11 @@ def write_table() -> str:
 
 
 def main() -> int:
+    full = "--full" in sys.argv[1:]
     for module in BENCHMARKS:
         print(f"== {module}", flush=True)
-        code = subprocess.call([sys.executable, "-m", module], cwd=BENCH.parent)
+        extra = [] if full else REDUCED.get(module, [])
+        code = subprocess.call([sys.executable, "-m", module, *extra], cwd=BENCH.parent)
         if code:
             return code
     print(write_table())
