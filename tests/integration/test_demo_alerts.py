@@ -93,39 +93,45 @@ def test_payment_errors_fire_high_error_rate_and_clearing_them_resolves_it(
             {"rule_files": [str(rules)], "extension_files": [str(extensions)], "notify": notify},
         )
         svc.start()
-        stop = threading.Event()
-
-        def orders() -> None:
-            while not stop.is_set():
-                stack.place("alerts-e2e", [{"sku": "KB-001", "qty": 1}])
-                time.sleep(0.1)
-
-        traffic = threading.Thread(target=orders, daemon=True)
         try:
-            assert httpx.put(f"{stack.payments.url}/admin/faults", json={"error_rate": 1.0}, timeout=5).is_success
-            traffic.start()
-            receiver.wait_for(lambda: bool(high_error_rate(receiver, "firing", "payments")), timeout=60)
-            [fired, *_] = high_error_rate(receiver, "firing", "payments")
-            # The level follows the value (demo.obs.yml: critical above 20%, warning above 5%); the summary
-            # carries the value the notification was made with.
-            percent = float(re.search(r"payments: ([0-9.]+)% of requests fail", fired["annotations"]["summary"])[1])
-            assert fired["labels"]["severity"] == ("critical" if percent > 20 else "warning"), fired
-            assert fired["generatorURL"].startswith(svc.url)
-            # The collector answers Grafana's /api/v1/alerts and /api/v1/rules from the service only when
-            # configured (obs up does it); the service's own API shows the alert firing.
-            firing = [a for a in svc.alerts() if a["labels"]["alertname"] == "HighErrorRate" and a["state"] == "firing"]
-            assert "payments" in {a["labels"]["service"] for a in firing}
-        finally:
-            stop.set()
-            traffic.join(timeout=10)
-            assert httpx.delete(f"{stack.payments.url}/admin/faults", timeout=5).status_code == 204
-        try:
-            receiver.wait_for(lambda: bool(high_error_rate(receiver, "resolved", "payments")), timeout=90)
-            [resolved] = high_error_rate(receiver, "resolved", "payments")
-            assert resolved["endsAt"] != "0001-01-01T00:00:00Z"
-            # State changes only: a firing notification for payments only when its level changed, never the
-            # same level twice in a row (demo.obs.yml's repeat_interval is 1 h).
-            levels = [a["labels"]["severity"] for a in high_error_rate(receiver, "firing", "payments")]
-            assert all(a != b for a, b in itertools.pairwise(levels)), levels
+            _fault_fires_and_clearing_resolves(collector, stack, svc, receiver)
         finally:
             svc.stop()
+
+
+def _fault_fires_and_clearing_resolves(
+    collector: CollectorProcess, stack: Stack, svc: AlertingProcess, receiver: RecordingReceiver
+) -> None:
+    stop = threading.Event()
+
+    def orders() -> None:
+        while not stop.is_set():
+            stack.place("alerts-e2e", [{"sku": "KB-001", "qty": 1}])
+            time.sleep(0.1)
+
+    traffic = threading.Thread(target=orders, daemon=True)
+    try:
+        assert httpx.put(f"{stack.payments.url}/admin/faults", json={"error_rate": 1.0}, timeout=5).is_success
+        traffic.start()
+        receiver.wait_for(lambda: bool(high_error_rate(receiver, "firing", "payments")), timeout=60)
+        [fired, *_] = high_error_rate(receiver, "firing", "payments")
+        # The level follows the value (demo.obs.yml: critical above 20%, warning above 5%); the summary
+        # carries the value the notification was made with.
+        percent = float(re.search(r"payments: ([0-9.]+)% of requests fail", fired["annotations"]["summary"])[1])
+        assert fired["labels"]["severity"] == ("critical" if percent > 20 else "warning"), fired
+        assert fired["generatorURL"].startswith(svc.url)
+        # The collector answers Grafana's /api/v1/alerts and /api/v1/rules from the service only when
+        # configured (obs up does it); the service's own API shows the alert firing.
+        firing = [a for a in svc.alerts() if a["labels"]["alertname"] == "HighErrorRate" and a["state"] == "firing"]
+        assert "payments" in {a["labels"]["service"] for a in firing}
+    finally:
+        stop.set()
+        traffic.join(timeout=10)
+        assert httpx.delete(f"{stack.payments.url}/admin/faults", timeout=5).status_code == 204
+    receiver.wait_for(lambda: bool(high_error_rate(receiver, "resolved", "payments")), timeout=90)
+    [resolved] = high_error_rate(receiver, "resolved", "payments")
+    assert resolved["endsAt"] != "0001-01-01T00:00:00Z"
+    # State changes only: a firing notification for payments only when its level changed, never the
+    # same level twice in a row (demo.obs.yml's repeat_interval is 1 h).
+    levels = [a["labels"]["severity"] for a in high_error_rate(receiver, "firing", "payments")]
+    assert all(a != b for a, b in itertools.pairwise(levels)), levels
