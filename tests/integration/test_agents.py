@@ -280,7 +280,10 @@ def test_trace_logs_exemplar_and_pushed_metric_arrive(
     assert f'trace_id="{trace_id}"' in line and 'status="200"' in line
 
     # The pushed business metric, as series <measurement>_<field> labelled with the bucket.
-    [amount] = eventually(lambda: _series(collector, "shop_checkout_amount", bucket=bucket), "pushed point")
+    # A series is stored before its samples (one write, two tables): wait for the sample itself.
+    [amount] = eventually(
+        lambda: [s for s in _series(collector, "shop_checkout_amount", bucket=bucket) if s["samples"]], "pushed point"
+    )
     assert amount["labels"]["item"] == "widget" and float(amount["samples"][0][1]) == 12.5
     [items] = _series(collector, "shop_checkout_items", bucket=bucket)
     assert float(items["samples"][0][1]) == 2
