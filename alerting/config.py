@@ -102,7 +102,11 @@ class AlertingSettings(BaseModel):
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """OBS_ALERTING__A__B=v sets data['a']['b'] (value parsed as YAML); returns key path -> variable name."""
+    """OBS_ALERTING__A__B=v sets data['a']['b'] (value parsed as YAML); returns key path -> variable name.
+
+    The same rule as collector.config.apply_env, written again on purpose: alerting depends on nothing of
+    the collector's (ARCHITECTURE.md), and the two must read obs.yaml alike, which test_service_config pins.
+    """
     origins: dict[str, str] = {}
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_ready
 
 
 @dataclass
@@ -41,18 +41,9 @@ class AlertingProcess:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"alerting exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"alerting not ready after {timeout}s:\n{self.log()}")
+        if not wait_ready(self.proc, f"{self.url}/-/ready", timeout, "alerting", self.log):
+            self.stop()
+            raise RuntimeError(f"alerting not ready after {timeout}s:\n{self.log()}")
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float, name: str, log: Callable[[], str]) -> bool:
+    """Poll `url` until it answers 200 (True) or `timeout` passes (False); raises if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 @dataclass
@@ -62,18 +77,9 @@ class CollectorProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "collector", "collector"], env=self.env, cwd=ROOT, stdout=log, stderr=log
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"collector not ready after {timeout}s:\n{self.log()}")
+        if not wait_ready(self.proc, f"{self.url}/readyz", timeout, "collector", self.log):
+            self.stop()
+            raise RuntimeError(f"collector not ready after {timeout}s:\n{self.log()}")
 
     def kill9(self) -> None:
         assert self.proc is not None
