@@ -22,8 +22,11 @@ The comparison (no Loki, Jaeger or Tempo can be installed here): after the colle
 opens the same data directory with chDB in its own process and answers each query by a full scan of the
 same table: every column compared through identity(), which hides it from primary-key, partition and
 skip-index analysis (ClickHouse documents identity() for exactly this), plus use_skip_indexes=0 and
-optimize_use_projections=0. Reported per query: API ms, full-scan ms, ratio = full scan / API, and
-whether both answers agree (trace ids, span counts, entry timestamps, per-level window counts).
+optimize_use_projections=0. Beside it, in the same process, the collector's own store read (LogSearch,
+TraceSearch: the indexed SQL without HTTP or JSON). Reported per query: API ms, full-scan ms, ratio = full
+scan / API, store ms, full scan / store, and whether the API's and the full scan's answers agree (trace
+ids, span counts, entry timestamps, per-level window counts). PREWHERE stays on in the full scan: late
+materialization is the engine's, not an index, so a scan still reads Body only where the service matches.
 Written to bench/results/logs_traces.json. --scale 0.1 runs 1M + 1M in about three minutes.
 """
 
