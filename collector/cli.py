@@ -26,6 +26,9 @@ def _settings(path: str | None) -> Settings:
 
 def _run_collector(settings: Settings) -> int:
     from collector.app import serve  # heavy imports (chDB) only for commands that need them
+    from collector.heap import keep_freed_memory
+
+    keep_freed_memory()  # before serving: queries reuse freed memory instead of faulting it back in
 
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -34,6 +34,8 @@ MIN_MS = -(2**62)
 MAX_MS = 2**62
 # Fingerprints whose labels MetricReads keeps in memory (about 1 KiB each).
 LABEL_CACHE_SIZE = 200_000
+# Series whose position in label order MetricReads keeps, over all sets of series (16 bytes each).
+ORDER_CACHE_SERIES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,11 @@ class MetricReads:
         # entry never goes stale; a query whose series are all known here skips the metrics_series read.
         # Bounded: emptied when full (a dict's get and set are atomic, so threads may share it).
         self._labels: dict[int, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
+        # Label order of a set of series (by their fingerprints' bytes, as read): positions in that set.
+        # Bounded by the series it holds, emptied when full, shared between threads like the label cache
+        # (the count may drift under races; it only decides when to empty).
+        self._orders: dict[bytes, np.ndarray[Any, Any]] = {}
+        self._order_series = 0
 
     def _query(self, sql: str, params: dict[str, Any]) -> pa.Table:
         return self._engine.query(sql.replace("{db}", self._db), params)
@@ -145,18 +152,34 @@ class MetricReads:
         # Stale markers looked for once, over all series: the engine need not look per series.
         stale = values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
         stale_free = (np.add.reduceat(stale, starts) == 0).tolist() if stale.any() else [True] * len(starts)
-        labels = self._labels_for(fps[starts].tolist(), matchers)
+        firsts = fps[starts]
+        fp_list = firsts.tolist()
+        labels = self._labels_for(fp_list, matchers)
         out = []
-        for i, fp in enumerate(fps[starts].tolist()):
-            found = labels.get(fp)
-            if found is not None:
-                lo, hi = bounds[i], bounds[i + 1]
-                series = SeriesData(dict(found[0]), ts[lo:hi], values[lo:hi], stale_free=stale_free[i])
-                out.append((found[1], series))
-        # In label order, as Prometheus' querier returns series: where the engine must pick among equals
-        # (topk and bottomk ties), it then picks what Prometheus picks.
-        out.sort(key=lambda keyed: keyed[0])
-        return [series for _, series in out]
+        for i in self._label_order(firsts, fp_list, labels):
+            lo, hi = bounds[i], bounds[i + 1]
+            out.append(SeriesData(dict(labels[fp_list[i]][0]), ts[lo:hi], values[lo:hi], stale_free=stale_free[i]))
+        return out
+
+    def _label_order(
+        self, firsts: np.ndarray[Any, Any], fp_list: list[int], labels: Mapping[int, tuple[dict[str, str], Any]]
+    ) -> list[int]:
+        """Positions in `fp_list` of the series with labels, in label order, as Prometheus' querier returns
+        series: where the engine must pick among equals (topk and bottomk ties), it then picks what Prometheus
+        picks. A fingerprint's labels never change, so the order of a set of fingerprints is kept (a query
+        repeated over known series, a dashboard's refresh, skips sorting their label sets)."""
+        key = firsts.tobytes()
+        kept = self._orders.get(key)
+        if kept is not None and all(fp in labels for fp in fp_list):
+            return kept.tolist()
+        order = sorted((i for i, fp in enumerate(fp_list) if fp in labels), key=lambda i: labels[fp_list[i]][1])
+        if len(order) == len(fp_list):  # kept only when complete: a series without labels yet may get them
+            if self._order_series + len(order) > ORDER_CACHE_SERIES:
+                self._orders.clear()
+                self._order_series = 0
+            self._orders[key] = np.array(order, dtype=np.int64)
+            self._order_series += len(order)
+        return order
 
     def select_metrics(self, ranges: Mapping[str, tuple[int, int]]) -> SeriesBlock:
         """Every series of these metric names with its samples in that name's inclusive range (ms), in one

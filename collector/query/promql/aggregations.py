@@ -36,6 +36,8 @@ def _group_labels(lab: Labels, by: list[str] | None, without: list[str] | None) 
 
 def left_align(x: F64, mask: Bools) -> tuple[F64, Bools]:
     """Per row, move the masked-in entries to the front (keeping their order)."""
+    if not mask.size or bool((mask[:, 1:] <= mask[:, :-1]).all()):  # already in front (every member present)
+        return x, mask
     order = np.argsort(~mask, axis=1, kind="stable")
     return np.take_along_axis(x, order, axis=1), np.take_along_axis(mask, order, axis=1)
 

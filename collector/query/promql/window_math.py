@@ -36,6 +36,15 @@ def kahan_inc(inc: F64, total: F64, c: F64) -> tuple[F64, F64]:
 def kahan_sum(x: F64, mask: Bools) -> F64:
     total = np.zeros(x.shape[0])
     c = np.zeros(x.shape[0])
+    if mask.all():  # every entry counts (the usual aggregation): kahan_inc's steps without the selects
+        with np.errstate(all="ignore"):
+            for j in range(x.shape[1]):
+                inc = x[:, j]
+                t = total + inc
+                c = np.where(np.abs(total) >= np.abs(inc), c + ((total - t) + inc), c + ((inc - t) + total))
+                c[np.isinf(t)] = 0.0
+                total = t
+            return np.where(np.isinf(total), total, total + c)
     for j in range(x.shape[1]):
         m = mask[:, j]
         t, cn = kahan_inc(x[:, j], total, c)

@@ -189,3 +189,39 @@ def test_batched_rate_equals_prometheus_sample_by_sample(
             else:
                 assert have is not None
                 assert have == want or math.isclose(have, want, rel_tol=1e-12, abs_tol=1e-12), (i, t, have, want)
+
+
+def _kahan_sequential(values: list[float]) -> float:
+    """Prometheus' sum aggregation: kahanSumInc over the values in order, then sum + c unless infinite."""
+    total = c = 0.0
+    for f in values:
+        t = total + f
+        if math.isinf(t):
+            c = 0.0
+        elif abs(total) >= abs(f):
+            c += (total - t) + f
+        else:
+            c += (f - t) + total
+        total = t
+    return total if math.isinf(total) else total + c
+
+
+_sums = st.lists(
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e308, 1e-16, 1.0, -1.0])),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(_sums, min_size=1, max_size=6))
+def test_kahan_sum_with_every_entry_present_equals_prometheus(rows: list[list[float]]) -> None:
+    """The path for a full mask (every member present at every step) and the masked path (rows of other
+    lengths, padded with absent entries) give Prometheus' sum bit for bit, overflow and NaN included."""
+    expected = np.array([_kahan_sequential(r) for r in rows])
+    full = np.concatenate([wm.kahan_sum(np.array([r]), np.ones((1, len(r)), dtype=bool)) for r in rows])
+    width = max(len(r) for r in rows) + 1  # at least one absent entry per row
+    x = np.array([r + [123.0] * (width - len(r)) for r in rows])
+    mask = np.array([[True] * len(r) + [False] * (width - len(r)) for r in rows])
+    assert np.array_equal(full, expected, equal_nan=True)
+    assert np.array_equal(wm.kahan_sum(x, mask), expected, equal_nan=True)

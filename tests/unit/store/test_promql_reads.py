@@ -260,3 +260,38 @@ def test_hostile_label_names_are_parameters_too(
     got = reads.select(matchers, MIN_MS, MAX_MS)
     assert sorted(_key(s.labels) for s in got) == sorted(_key(s) for s in _reference(stored, matchers))
     assert reads.label_values(name, [matchers], MIN_MS, MAX_MS) == []
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", "a", "c", "aa", "", "ab"],
+        ["svc-9", "svc-10", "svc-1", "svc-0"],
+    ],
+)
+def test_series_come_in_label_order_cold_warm_and_with_a_new_series(engine: Engine, db: str, values: list[str]) -> None:
+    """The order of a set of series is kept once sorted: a warm reader returns the same label order as a
+    fresh one, over another time range too, and a series written later takes its place in that order."""
+    name = f"ordered_{uuid.uuid4().hex[:8]}"
+    writer = StoreWriter(engine, db)
+    batch = MetricBatch()
+    for i, value in enumerate(values):
+        labels = {"__name__": name, "k": value} if value else {"__name__": name}
+        for ts in (1000, 2000):
+            batch.add_sample({**labels, "extra": str(i % 2)}, ts, float(i))
+    writer.write_metrics([batch])
+    selector = [Matcher("__name__", "=", name)]
+    warm = MetricReads(engine, db)
+
+    def order(reads: MetricReads, start: int, end: int) -> list[tuple[tuple[str, str], ...]]:
+        return [_key(s.labels) for s in reads.select(selector, start, end)]
+
+    expected = sorted(order(MetricReads(engine, db), MIN_MS, MAX_MS))
+    for start, end in ((MIN_MS, MAX_MS), (MIN_MS, MAX_MS), (1500, 2500)):  # cold, warm, warm over one sample
+        assert order(warm, start, end) == expected
+        assert order(MetricReads(engine, db), start, end) == expected
+    later = MetricBatch()
+    later.add_sample({"__name__": name, "k": "b0", "extra": "0"}, 2000, 9.0)
+    writer.write_metrics([later])
+    assert order(warm, MIN_MS, MAX_MS) == sorted([*expected, _key({"__name__": name, "k": "b0", "extra": "0"})])
+    assert order(warm, MIN_MS, 1500) == expected  # the first set again, without the later series
