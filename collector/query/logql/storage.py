@@ -41,7 +41,8 @@ class Entry:
 
 @dataclass
 class WindowTotals:
-    """One group's entries and line bytes in the windows of the steps where it has any (step indexes)."""
+    """One group's entries and line bytes in the windows of the steps where it has any (step indexes); the bytes
+    are 0s unless the read asked for them."""
 
     labels: dict[str, str]
     steps: list[int]
@@ -57,7 +58,16 @@ class LogSource(Protocol):
         """Whether `name` is a stream label the store can group by itself (not structured metadata)."""
 
     def window_totals(
-        self, selection: Selection, by: Sequence[str], first_step_ns: int, step_ns: int, steps: int, range_ns: int
+        self,
+        selection: Selection,
+        by: Sequence[str],
+        first_step_ns: int,
+        step_ns: int,
+        steps: int,
+        range_ns: int,
+        *,
+        line_bytes: bool = False,
     ) -> list[WindowTotals]:
         """Per group of the `by` stream labels, for each step t = first + k * step: the selected entries with
-        t - range < ts <= t, and the bytes of their lines. Only steps with entries are listed."""
+        t - range < ts <= t, and, when `line_bytes`, the bytes of their lines (else 0s: summing line lengths
+        makes the store read every line). Only steps with entries are listed."""

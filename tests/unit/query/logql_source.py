@@ -33,6 +33,7 @@ class MemorySource:
         self.stored = sorted(entries, key=lambda e: e.ts_ns)
         self.selections: list[Selection] = []
         self.pushed_sums = 0
+        self.byte_reads: list[bool] = []  # line_bytes of each window_totals call
 
     def entries(self, selection: Selection) -> list[Entry]:
         self.selections.append(selection)
@@ -51,9 +52,18 @@ class MemorySource:
         return name in ("app", "level")
 
     def window_totals(
-        self, selection: Selection, by: Sequence[str], first_step_ns: int, step_ns: int, steps: int, range_ns: int
+        self,
+        selection: Selection,
+        by: Sequence[str],
+        first_step_ns: int,
+        step_ns: int,
+        steps: int,
+        range_ns: int,
+        *,
+        line_bytes: bool = False,
     ) -> list[WindowTotals]:
         self.pushed_sums += 1
+        self.byte_reads.append(line_bytes)
         groups: dict[tuple[str, ...], dict[int, list[int]]] = {}
         for e in self.entries(dataclasses.replace(selection, limit=10**9)):
             for k in range(steps):
@@ -61,7 +71,7 @@ class MemorySource:
                 if t - range_ns < e.ts_ns <= t:
                     cell = groups.setdefault(tuple(e.stream.get(b, "") for b in by), {}).setdefault(k, [0, 0])
                     cell[0] += 1
-                    cell[1] += len(e.line.encode())
+                    cell[1] += len(e.line.encode()) if line_bytes else 0
         return [
             WindowTotals(
                 {b: v for b, v in zip(by, key, strict=True) if v},

@@ -92,6 +92,7 @@ class MemorySource:
         self.entries_list = sorted(entries, key=lambda e: e.ts_ns)
         self.selections: list[Selection] = []
         self.pushed_sums = 0
+        self.byte_reads: list[bool] = []  # line_bytes of each window_totals call
 
     def entries(self, selection: Selection) -> list[Entry]:
         self.selections.append(selection)
@@ -110,9 +111,18 @@ class MemorySource:
         return name in ("service_name", "level")
 
     def window_totals(
-        self, selection: Selection, by: Sequence[str], first_step_ns: int, step_ns: int, steps: int, range_ns: int
+        self,
+        selection: Selection,
+        by: Sequence[str],
+        first_step_ns: int,
+        step_ns: int,
+        steps: int,
+        range_ns: int,
+        *,
+        line_bytes: bool = False,
     ) -> list[WindowTotals]:
         self.pushed_sums += 1
+        self.byte_reads.append(line_bytes)
         groups: dict[tuple[str, ...], dict[int, list[int]]] = {}
         for e in self.entries(dataclasses.replace(selection, limit=10**9)):
             for k in range(steps):
@@ -120,7 +130,7 @@ class MemorySource:
                 if t - range_ns < e.ts_ns <= t:
                     cell = groups.setdefault(tuple(e.stream.get(b, "") for b in by), {}).setdefault(k, [0, 0])
                     cell[0] += 1
-                    cell[1] += len(e.line.encode())
+                    cell[1] += len(e.line.encode()) if line_bytes else 0
         return [
             WindowTotals(
                 {b: v for b, v in zip(by, key, strict=True) if v},
@@ -196,6 +206,7 @@ def test_count_over_time_grid(engine: tuple[LogQLEngine, MemorySource], stages: 
         metric(f'sum by (level) (count_over_time({{service_name=~"api|db"}}{stages}[10s]))'), 10 * S, 50 * S, 10 * S
     )
     assert source.pushed_sums == (1 if pushed else 0)
+    assert source.byte_reads == ([False] if pushed else [])  # counting never asks the store for line bytes
     got = {
         s.labels["level"]: dict(zip(s.timestamps.tolist(), s.values.tolist(), strict=True))
         for s in result.result.matrix
@@ -210,16 +221,18 @@ def test_count_over_time_grid(engine: tuple[LogQLEngine, MemorySource], stages: 
 
 
 @pytest.mark.parametrize(
-    ("text", "fn"),
+    ("text", "fn", "line_bytes"),
     [
-        ('rate({service_name="api"}[20s])', lambda n, b: n / 20),
-        ('bytes_over_time({service_name="api"}[20s])', lambda n, b: b),
-        ('bytes_rate({service_name="api"}[20s])', lambda n, b: b / 20),
+        ('count_over_time({service_name="api"}[20s])', lambda n, b: n, False),
+        ('rate({service_name="api"}[20s])', lambda n, b: n / 20, False),
+        ('bytes_over_time({service_name="api"}[20s])', lambda n, b: b, True),
+        ('bytes_rate({service_name="api"}[20s])', lambda n, b: b / 20, True),
     ],
 )
-def test_range_functions(engine: tuple[LogQLEngine, MemorySource], text: str, fn: object) -> None:
-    eng, _ = engine
+def test_range_functions(engine: tuple[LogQLEngine, MemorySource], text: str, fn: object, line_bytes: bool) -> None:
+    eng, source = engine
     result = eng.instant(metric(f"sum({text})"), 40 * S)
+    assert source.byte_reads == [line_bytes]
     window = [e for e in _entries() if e.stream["service_name"] == "api" and 20 * S < e.ts_ns <= 40 * S]
     assert callable(fn)
     assert [s.value for s in result.result.vector] == pytest.approx([fn(len(window), sum(len(e.line) for e in window))])
