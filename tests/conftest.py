@@ -21,7 +21,7 @@ from hypothesis import settings
 # locally is pinned with @example in the test that found it.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
-settings.load_profile(os.environ.get("OBS_HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("OBS_TEST_HYPOTHESIS_PROFILE", "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

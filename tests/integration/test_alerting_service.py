@@ -4,6 +4,7 @@ rules are written back, and the collector answers /api/v1/rules and /api/v1/aler
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -198,8 +199,9 @@ def test_recording_rules_are_written_back_to_the_collector(tmp_path: Path, colle
 
 
 def obs_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")}  # no stray settings of this shell
     return subprocess.run(
-        [sys.executable, "-m", "obs", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "obs", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
 
