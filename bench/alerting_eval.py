@@ -23,7 +23,9 @@ rule, (b) one `POST /api/obs/query_batch` per group; a round is the sum over the
 another. They take turns: 16 s with Prometheus alone (a Prometheus round is the sum of the evaluation
 times of the groups' evaluations that started and ended in that window, and its CPU over the window is
 noted), then our batch round (with the collector's CPU), then, in the first `--single-runs` turns, our
-single-query round. Medians over the turns; one batch round before them, not counted, warms the
+single-query round, and (c) the alerting service's own RuleEngine over the same rule file at the same
+timestamps: batched queries, the alert state machine, and ALERTS remote-written back, as it runs in
+production (`ratio_engine_vs_prometheus`). Medians over the turns; one batch round before them, not counted, warms the
 collector's label cache. The last answers are checked: every batch result must equal the single
 query's body, and each is compared with Prometheus' `/api/v1/query` at the same time (same series,
 values within 1e-6 relative).
@@ -326,6 +328,52 @@ def our_round(client: Client, groups: list[list[str]], at: dict[str, str], how: 
     return total * 1000, answers
 
 
+class _Discard:
+    """The bench's notifier: notifications are not what is measured (alerting.model.Notifier)."""
+
+    def notify(self, alerts: Any, now: float) -> None:
+        pass
+
+
+def engine_rounds(url: str, rules_path: Path, state_dir: Path) -> Any:
+    """Our real RuleEngine (batched queries, ALERTS remote-written back) over the collector at `url`.
+
+    Returns (engine, groups, closer). The groups are the same rule file Prometheus loads.
+    """
+    from alerting.engine import RuleEngine
+    from alerting.querier import HttpQuerier
+    from alerting.remote_write import RemoteWriteSender
+    from alerting.rulefile import load_rule_files
+    from alerting.state_store import StateStore
+    from alerting.template import render
+
+    groups = load_rule_files([rules_path], 15.0)
+    querier = HttpQuerier(url, timeout_s=60)
+    writer = RemoteWriteSender(f"{url}/api/v1/write")
+    store = StateStore(state_dir)
+    engine = RuleEngine(
+        groups, querier, _Discard(), store, render=render, write_samples=writer, query_many=querier.query_many
+    )
+
+    def close() -> None:
+        querier.close()
+        writer.close()
+        store.close()
+
+    return engine, groups, close
+
+
+def engine_round(engine: Any, groups: Any, at: dict[str, str]) -> tuple[float, int]:
+    """Every group evaluated by the engine at its Prometheus evaluation time; (summed ms, unhealthy rules)."""
+    total = 0.0
+    for group in groups:
+        started = time.perf_counter()
+        engine.evaluate_group(group, unix_s(at[group.name]))
+        total += time.perf_counter() - started
+    unhealthy = sum(r["health"] != "ok" for g in engine.rule_groups() for r in g["rules"])
+    return total * 1000, unhealthy
+
+
 def check(
     prometheus: Client, groups: list[list[str]], at: dict[str, str], batch: list[bytes], single: list[list[bytes]]
 ) -> dict[str, Any]:
@@ -424,6 +472,11 @@ def main() -> None:
         # the collector's label cache as Prometheus' index is warm.
         at = _wait_round(poller, time.time() - 20)
         our_round(ours, groups, at, "batch")
+        engine, engine_groups, close_engine = engine_rounds(ours_url, work / "p" / "rules.yml", work / "state")
+        stack.callback(close_engine)
+        engine_round(engine, engine_groups, at)  # warm, as the batch round above
+        engine_ms: list[float] = []
+        unhealthy: list[int] = []
         prom_rounds: list[float] = []
         prom_cpu: list[float] = []
         batch_ms: list[float] = []
@@ -443,11 +496,14 @@ def main() -> None:
             elapsed, answers["batch"] = our_round(ours, groups, at, "batch")
             batch_cpu.append(round((_cpu(ours_proc) - cpu) * 1000, 1))
             batch_ms.append(round(elapsed, 2))
+            elapsed, bad = engine_round(engine, engine_groups, at)
+            engine_ms.append(round(elapsed, 2))
+            unhealthy.append(bad)
             if turn < args.single_runs:
                 elapsed, answers["single"] = our_round(ours, groups, at, "single")
                 single_ms.append(round(elapsed, 2))
             print(f"turn {turn}: prometheus {prom_rounds[-1:]} ms, batch {batch_ms[-1]} ms, "
-                  f"single {single_ms[-1:]} ms", flush=True)  # fmt: skip
+                  f"engine {engine_ms[-1]} ms, single {single_ms[-1:]} ms", flush=True)  # fmt: skip
         if "single" not in answers:
             answers["single"] = our_round(ours, groups, at, "single")[1]
         checked = check(prometheus, groups, at, answers["batch"], answers["single"])
@@ -455,6 +511,11 @@ def main() -> None:
         ours.close()
         prometheus.close()
     summary = summarize(prom_rounds, batch_ms, single_ms, checked, load_s)
+    # The alerting service's own round: RuleEngine with the batch seam, rule state, ALERTS written back.
+    summary["collector_engine_round_ms"] = statistics.median(engine_ms)
+    summary["ratio_engine_vs_prometheus"] = round(statistics.median(engine_ms) / summary["prometheus_round_ms"], 3)
+    summary["collector_engine_rounds_ms"] = engine_ms
+    summary["engine_unhealthy_rules"] = unhealthy
     summary["prometheus_cpu_ms_per_window"] = prom_cpu
     summary["collector_cpu_ms_per_batch_round"] = batch_cpu
     summary["prometheus_cpu_ms_per_window_median"] = statistics.median(prom_cpu)

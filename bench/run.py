@@ -58,8 +58,10 @@ BENCHMARKS = {
         "alerting_eval.json",
         [
             "prometheus_round_ms",
+            "collector_engine_round_ms",
             "collector_batch_round_ms",
             "collector_single_round_ms",
+            "ratio_engine_vs_prometheus",
             "ratio_batch_vs_prometheus",
             "ratio_single_vs_prometheus",
         ],
