@@ -22,7 +22,7 @@ from alerting.durations import format_duration_ms
 from alerting.model import LEVELS
 from alerting.rulefmt import LABEL_NAME_RE, FileErrors, RuleFileError, duration_ms
 from alerting.rules import AlertingRule, FlappingSpec, Level, Rule, RuleGroup
-from alerting.yaml_nodes import NodeError, compose, integer, line_of, mapping, number, scalar_text, sequence, string_map
+from alerting.yaml_nodes import NodeError, integer, line_of, mapping, number, scalar_text, sequence, string_map
 
 OPS = (">", ">=", "<", "<=", "==", "!=")
 DEFAULT_DEADMAN_GROUP = "deadman"
@@ -68,15 +68,7 @@ def deadman_expr(selector: str, interval_ms: int, lookback_ms: int, by: Sequence
 def parse_extension_text(text: str, path: str) -> ExtensionFile:
     errs = FileErrors(path)
     out = ExtensionFile(path)
-    try:
-        root = compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        errs.add(
-            f"yaml: {getattr(e, 'problem', None) or e}", mark.line + 1 if mark else 0, mark.column + 1 if mark else 0
-        )
-        errs.raise_if_any()
-        return out
+    root = errs.compose(text)
     if root is None:
         return out
     try:

@@ -68,6 +68,17 @@ class FileErrors:
     def node(self, err: NodeError, group: str | None = None, rule: tuple[int, str] | None = None) -> None:
         self.add(err.message, err.line, err.column, group, rule)
 
+    def compose(self, text: str) -> yaml.Node | None:
+        """The YAML node tree of `text`; a syntax error is raised as this file's RuleFileError (file:line:col)."""
+        try:
+            return compose(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            self.add(f"yaml: {getattr(e, 'problem', None) or e}", line, column)
+            self.raise_if_any()
+            raise  # unreachable: raise_if_any raised, as an error was just added
+
     def raise_if_any(self) -> None:
         if self.errors:
             raise RuleFileError(self.errors)
@@ -84,15 +95,7 @@ def parse_rule_file(path: str, default_interval_s: float) -> list[RuleGroup]:
 def parse_rule_text(text: str, file: str, default_interval_s: float) -> list[RuleGroup]:
     """The groups of one rule file's text; `file` names it in errors and in each RuleGroup."""
     errs = FileErrors(file)
-    try:
-        root = compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        errs.add(
-            f"yaml: {getattr(e, 'problem', None) or e}", mark.line + 1 if mark else 0, mark.column + 1 if mark else 0
-        )
-        errs.raise_if_any()
-        return []
+    root = errs.compose(text)
     if root is None:
         return []
     groups: list[RuleGroup] = []

@@ -206,6 +206,7 @@ def test_entry_without_group_extends_every_rule_of_that_name(tmp_path: Path) -> 
         ("deadman:\n- name: D\n  selector: rate(x[5m])\n  interval: 5m\n", "selector must be a vector selector"),
         ("deadman:\n- name: D\n  selector: 'x{'\n  interval: 5m\n", "could not parse selector"),
         ("deadman:\n- name: D\n  selector: x\n  interval: 2h\n", "lookback must be longer than its interval"),
+        ("alerts:\n- alert: Down\n  levels: [\n", "r.obs.yml:4:1: yaml: expected the node content"),
         ("deadman:\n- name: D\n  selector: x\n  interval: 5m\n  by: [a-b]\n", "invalid label name in by: a-b"),
         (
             "deadman:\n- name: D\n  selector: x\n  interval: 5m\n  annotations: {s: '{{ nope }}'}\n",
@@ -283,3 +284,9 @@ def test_shipped_demo_rules_load() -> None:
     assert rules["HighErrorRate"].flapping is not None
     assert rules["ServiceDown"].repeat_interval_s == 0.0
     assert all(r.annotations.get("summary") and r.labels.get("severity") for r in rules.values())
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column() -> None:
+    with pytest.raises(RuleFileError) as err:
+        parse_rule_text("groups:\n- name: g\n  rules: [\n", "r.yml", 60.0)
+    assert err.value.errors == ["r.yml:4:1: yaml: expected the node content, but found '<stream end>'"]

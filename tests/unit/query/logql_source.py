@@ -29,8 +29,11 @@ def _line_passes(op: str, value: str, line: str) -> bool:
 
 
 class MemorySource:
-    def __init__(self, entries: list[Entry]) -> None:
+    """`indexed`: the stream labels the store would say it indexes (what the engine may push down)."""
+
+    def __init__(self, entries: list[Entry], indexed: Sequence[str] = ("app", "level")) -> None:
         self.stored = sorted(entries, key=lambda e: e.ts_ns)
+        self.indexed = tuple(indexed)
         self.selections: list[Selection] = []
         self.pushed_sums = 0
         self.byte_reads: list[bool] = []  # line_bytes of each window_totals call
@@ -49,7 +52,7 @@ class MemorySource:
         return out[: selection.limit]
 
     def indexed_label(self, name: str) -> bool:
-        return name in ("app", "level")
+        return name in self.indexed
 
     def window_totals(
         self,

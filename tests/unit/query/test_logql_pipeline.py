@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Sequence
-
 import pytest
 
 from collector.query.logql.ast import LogQuery, MetricExpr, ParseError
 from collector.query.logql.engine import LogQLEngine, QueryError
 from collector.query.logql.parser import parse
 from collector.query.logql.stages import Pipeline, parse_logfmt
-from collector.query.logql.storage import Entry, Selection, WindowTotals
+from collector.query.logql.storage import Entry
+from tests.unit.query.logql_source import MemorySource
 
 S = 1_000_000_000
 
@@ -85,81 +82,6 @@ def test_logfmt_refuses_broken_quotes() -> None:
     assert parse_logfmt('a="unterminated') is None
 
 
-class MemorySource:
-    """Entries in memory, selected as the store selects them: matchers on stream labels, line filters, range."""
-
-    def __init__(self, entries: list[Entry]) -> None:
-        self.entries_list = sorted(entries, key=lambda e: e.ts_ns)
-        self.selections: list[Selection] = []
-        self.pushed_sums = 0
-        self.byte_reads: list[bool] = []  # line_bytes of each window_totals call
-
-    def entries(self, selection: Selection) -> list[Entry]:
-        self.selections.append(selection)
-        out = []
-        for e in self.entries_list if not selection.backward else reversed(self.entries_list):
-            if not selection.start_ns <= e.ts_ns < selection.end_ns:
-                continue
-            if not all(_matches(m.op, m.value, e.stream.get(m.label, "")) for m in selection.matchers):
-                continue
-            if not all(_line(f.op, f.value, e.line) for f in selection.line_filters):
-                continue
-            out.append(e)
-        return out[: selection.limit]
-
-    def indexed_label(self, name: str) -> bool:
-        return name in ("service_name", "level")
-
-    def window_totals(
-        self,
-        selection: Selection,
-        by: Sequence[str],
-        first_step_ns: int,
-        step_ns: int,
-        steps: int,
-        range_ns: int,
-        *,
-        line_bytes: bool = False,
-    ) -> list[WindowTotals]:
-        self.pushed_sums += 1
-        self.byte_reads.append(line_bytes)
-        groups: dict[tuple[str, ...], dict[int, list[int]]] = {}
-        for e in self.entries(dataclasses.replace(selection, limit=10**9)):
-            for k in range(steps):
-                t = first_step_ns + k * step_ns
-                if t - range_ns < e.ts_ns <= t:
-                    cell = groups.setdefault(tuple(e.stream.get(b, "") for b in by), {}).setdefault(k, [0, 0])
-                    cell[0] += 1
-                    cell[1] += len(e.line.encode()) if line_bytes else 0
-        return [
-            WindowTotals(
-                {b: v for b, v in zip(by, key, strict=True) if v},
-                sorted(cells),
-                [cells[k][0] for k in sorted(cells)],
-                [cells[k][1] for k in sorted(cells)],
-            )
-            for key, cells in groups.items()
-        ]
-
-
-def _matches(op: str, value: str, actual: str) -> bool:
-    return {
-        "=": actual == value,
-        "!=": actual != value,
-        "=~": re.fullmatch(value, actual) is not None,
-        "!~": re.fullmatch(value, actual) is None,
-    }[op]
-
-
-def _line(op: str, value: str, line: str) -> bool:
-    return {
-        "|=": value in line,
-        "!=": value not in line,
-        "|~": re.search(value, line) is not None,
-        "!~": re.search(value, line) is None,
-    }[op]
-
-
 def _entries() -> list[Entry]:
     out = []
     for i in range(60):
@@ -171,7 +93,7 @@ def _entries() -> list[Entry]:
 
 @pytest.fixture
 def engine() -> tuple[LogQLEngine, MemorySource]:
-    source = MemorySource(_entries())
+    source = MemorySource(_entries(), indexed=("service_name", "level"))
     return LogQLEngine(source, max_entries=1000), source
 
 
