@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,11 +13,11 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.conftest import ROOT, free_port, wait_ready
+from tests.conftest import ROOT, ProcessControl, free_port, wait_ready
 
 
 @dataclass
-class AlertingProcess:
+class AlertingProcess(ProcessControl):
     """An alerting service on a free port with its own state directory; restartable on the same state."""
 
     config_path: Path
@@ -45,27 +44,9 @@ class AlertingProcess:
             self.stop()
             raise RuntimeError(f"alerting not ready after {timeout}s:\n{self.log()}")
 
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
     def signal(self, signum: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(signum)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
 
     def alerts(self) -> list[dict[str, Any]]:
         body = httpx.get(f"{self.url}/api/v1/alerts", timeout=5).json()

@@ -48,8 +48,33 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float, name: st
     return False
 
 
+class ProcessControl:
+    """kill -9, a graceful stop and the log tail of a server subprocess (`proc`, writing to `log_path`)."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
 @dataclass
-class CollectorProcess:
+class CollectorProcess(ProcessControl):
     """A collector subprocess; `env` holds its settings so a test can restart it on the same data."""
 
     env: dict[str, str]
@@ -80,24 +105,6 @@ class CollectorProcess:
         if not wait_ready(self.proc, f"{self.url}/readyz", timeout, "collector", self.log):
             self.stop()
             raise RuntimeError(f"collector not ready after {timeout}s:\n{self.log()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
 
 
 def make_collector(tmp_path: Path, **settings: str) -> CollectorProcess:
