@@ -45,6 +45,7 @@ from collector.receivers.remote_write_http import remote_write_router
 from collector.receivers.scraper import Scraper, TargetStatus
 from collector.store.correlation_reads import CorrelationReads
 from collector.store.engine import Engine
+from collector.store.head import SampleHead
 from collector.store.log_search import LogSearch
 from collector.store.promql_reads import MetricReads
 from collector.store.readers import StoreReader
@@ -74,6 +75,7 @@ class Collector:
     ingest: Ingest
     reader: StoreReader
     forwarding: Forwarding
+    head: SampleHead | None = None
     ready: bool = False
 
 
@@ -86,9 +88,12 @@ def build(settings: Settings) -> Collector:
     apply_retention(engine, db, settings.storage.retention)
     tune_merges(engine, db, log.warning)
     metrics = SelfMetrics()
-    writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert)
+    head = open_head(settings, engine)
+    writer = StoreWriter(engine, db, settings.storage.insert_delay, metrics.observe_insert, head)
     reader = StoreReader(engine, db)
     metrics.add_store_size(reader.store_sizes)
+    if head is not None:
+        metrics.add_head(head.stats)
     limits = settings.limits
     max_age = {
         signal: effective_max_age(limits.max_age, getattr(settings.storage.retention, signal))
@@ -116,13 +121,25 @@ def build(settings: Settings) -> Collector:
         field_types=FieldTypes(reader.field_types()),
         generator=MetricsGenerator.from_settings(settings.metrics_generator),
     )
-    return Collector(settings, engine, metrics, ingest, reader, forwarding)
+    return Collector(settings, engine, metrics, ingest, reader, forwarding, head)
+
+
+def open_head(settings: Settings, engine: Engine) -> SampleHead | None:
+    """The in-memory head of recent samples, filled from the store before anything is accepted."""
+    storage = settings.storage
+    window = storage.effective_head_window
+    if not window:
+        return None
+    head = SampleHead(int(window * 1000), storage.head_max_samples, int(storage.retention.metrics * 1000))
+    head.load(engine, storage.database)
+    head.start()
+    return head
 
 
 def prometheus_api(c: Collector, targets: Callable[[], list[TargetStatus]]) -> PrometheusAPI:
     """The Prometheus API over the store: PromQL evaluated by the engine, pushed-down selectors."""
     q = c.settings.query
-    reads = MetricReads(c.engine, c.settings.storage.database)
+    reads = MetricReads(c.engine, c.settings.storage.database, c.head)
     promql = PromQLEngine(
         reads, lookback_delta_ms=int(q.lookback_delta * 1000), max_samples=q.max_samples, timeout_s=q.timeout
     )
@@ -152,7 +169,7 @@ def main_app(c: Collector, targets: Callable[[], list[TargetStatus]] = lambda: [
     app.include_router(jaeger_router(trace_search))
     app.include_router(tempo_router(trace_search))
     db = c.settings.storage.database
-    correlator = Correlator(c.reader, MetricReads(c.engine, db), CorrelationReads(c.engine, db))
+    correlator = Correlator(c.reader, MetricReads(c.engine, db, c.head), CorrelationReads(c.engine, db))
     app.include_router(correlate_router(correlator))
 
     @app.get("/", include_in_schema=False)
@@ -246,4 +263,6 @@ async def serve(settings: Settings) -> None:
     await scraper.close()
     await c.ingest.close()
     await c.forwarding.close()
+    if c.head is not None:
+        c.head.close()
     c.engine.close()

@@ -99,6 +99,9 @@ class RetentionSettings(_Section):
     metrics: Duration = 30 * 86400.0
 
 
+DEFAULT_HEAD_WINDOW = 7200.0
+
+
 class StorageSettings(_Section):
     # Empty: chDB in-process with its files under data_dir. Set: a ClickHouse server, e.g.
     # http://user:pass@host:8123/, reached with clickhouse-connect.
@@ -108,6 +111,18 @@ class StorageSettings(_Section):
     retention: RetentionSettings = RetentionSettings()
     # Fault injection for tests and capacity drills: every insert waits this long first.
     insert_delay: Duration = 0.0
+    # Recent metric samples kept in memory for PromQL (store/head.py), as Prometheus keeps its head
+    # block: reads within this window skip the store. Unset: 2h with chDB; off (0) with a ClickHouse
+    # server, which other collectors may write into (one collector's head would not see their samples).
+    head_window: Duration | None = None
+    # The head's memory bound, 16 bytes a sample: past it the head keeps the newest samples only.
+    head_max_samples: int = Field(default=10_000_000, gt=0)
+
+    @property
+    def effective_head_window(self) -> float:
+        if self.head_window is not None:
+            return self.head_window
+        return 0.0 if self.url else DEFAULT_HEAD_WINDOW
 
     @model_validator(mode="after")
     def _check_database(self) -> StorageSettings:

@@ -78,6 +78,10 @@ class SelfMetrics:
         """Expose the store's size per table, computed when /metrics is scraped."""
         self.registry.register(_StoreSize(sizes))
 
+    def add_head(self, stats: Callable[[], dict[str, int]]) -> None:
+        """Expose the in-memory head's size and floor (store/head.py), read when /metrics is scraped."""
+        self.registry.register(_Head(stats))
+
 
 class _Forwarders(Collector):
     def __init__(self, stats: Callable[[], dict[str, tuple[Any, int, int, int]]]) -> None:
@@ -102,6 +106,24 @@ class _Forwarders(Collector):
         yield payloads
         yield queued
         yield queued_bytes
+
+
+class _Head(Collector):
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._stats()
+        yield GaugeMetricFamily("obs_head_samples", "Metric samples held in memory by the head.", stats["samples"])
+        yield GaugeMetricFamily("obs_head_series", "Series with samples in the head.", stats["series"])
+        yield GaugeMetricFamily(
+            "obs_head_min_time_seconds",
+            "The head holds every stored sample from this time on; older reads go to the store.",
+            stats["floor_ms"] / 1000,
+        )
 
 
 class _StoreSize(Collector):

@@ -9,8 +9,10 @@ as SQL text. Regexes are anchored and `.` matches a newline, `^(?s:...)$`, as in
 engine's in-memory reader (2.x anchored `^(?:...)$`; only label values with newlines differ).
 ClickHouse's `match` is RE2, the syntax of Prometheus' Go regexp. Time bounds are inclusive milliseconds.
 
-Samples come back as numpy columns (`Engine.query_columns`: ClickHouse's Native format on chDB), and
-series labels from a cache by fingerprint once seen, so a query over known series is one SQL read.
+Selectors whose range the head holds (store/head.py: the recent samples in memory) are answered from
+it, with the same results; older ranges from the store. Samples come back as numpy columns
+(`Engine.query_columns`: ClickHouse's Native format on chDB), and series labels from a cache by
+fingerprint once seen, so a query over known series is one SQL read.
 Aggregation is not pushed into ClickHouse: for rate() over a range query, a GROUP BY per (series, step)
 in chDB measured 2-3x slower than reading the raw samples (bench/promql_range.py), so the engine gets
 the samples and reduces them with numpy.
@@ -27,6 +29,7 @@ import pyarrow as pa
 
 from collector.query.promql.storage import STALE_NAN_BITS, Matcher, SeriesBlock, SeriesData
 from collector.store.engine import Engine
+from collector.store.head import SampleHead
 
 NAME = "__name__"
 # Bounds for "no time restriction" that still fit Int64 parameters.
@@ -99,9 +102,11 @@ class _Where:
 class MetricReads:
     """Reads metric series for the PromQL engine and the Prometheus API. Safe to share between threads."""
 
-    def __init__(self, engine: Engine, database: str) -> None:
+    def __init__(self, engine: Engine, database: str, head: SampleHead | None = None) -> None:
         self._engine = engine
         self._db = database
+        # Recent samples in memory (store/head.py): selectors within its window are answered from it.
+        self._head = head
         # Labels by fingerprint. A fingerprint is a hash of the label set (model.series_fingerprint), so an
         # entry never goes stale; a query whose series are all known here skips the metrics_series read.
         # Bounded: emptied when full (a dict's get and set are atomic, so threads may share it).
@@ -119,8 +124,13 @@ class MetricReads:
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesData]:
         """Series matching every matcher with their samples in [start_ms, end_ms], sorted by label set;
-        series without samples there are left out. Samples are read before series: the writer stores a
-        series before its samples, so every sample read has its series."""
+        series without samples there are left out. From the head when it holds the range, else from the
+        store; there samples are read before series: the writer stores a series before its samples, so
+        every sample read has its series."""
+        head = self._head.select(matchers, start_ms, end_ms) if self._head is not None else None
+        if head is not None:
+            fps, ts, values = head
+            return self._series_data(fps, ts, values, lambda: self._head_labels(fps))
         w = _Where()
         on_name, on_labels = w.split(matchers)
         where = [*on_name, f"TimestampMs BETWEEN {w.bind(start_ms, 'Int64')} AND {w.bind(end_ms, 'Int64')}"]
@@ -142,6 +152,22 @@ class MetricReads:
             return []
         ts = samples["TimestampMs"].astype(np.int64, copy=False)
         values = samples["Value"].astype(np.float64, copy=False)
+        return self._series_data(fps, ts, values, matchers)
+
+    def _head_labels(self, fps: np.ndarray[Any, Any]) -> dict[int, dict[str, str]]:
+        assert self._head is not None
+        return self._head.labels(np.unique(fps).tolist())
+
+    def _series_data(
+        self,
+        fps: np.ndarray[Any, Any],
+        ts: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        load: Sequence[Matcher] | Callable[[], dict[int, dict[str, str]]],
+    ) -> list[SeriesData]:
+        """SeriesData in label order from samples sorted by (fingerprint, time)."""
+        if len(fps) == 0:
+            return []
         # The samples table is a plain MergeTree: a sample written twice reads twice. Keep the first.
         keep = np.ones(len(fps), dtype=bool)
         keep[1:] = (fps[1:] != fps[:-1]) | (ts[1:] != ts[:-1])
@@ -154,7 +180,7 @@ class MetricReads:
         stale_free = (np.add.reduceat(stale, starts) == 0).tolist() if stale.any() else [True] * len(starts)
         firsts = fps[starts]
         fp_list = firsts.tolist()
-        labels = self._labels_for(fp_list, matchers)
+        labels = self._labels_for(fp_list, load)
         out = []
         for i in self._label_order(firsts, fp_list, labels):
             lo, hi = bounds[i], bounds[i + 1]
@@ -197,24 +223,29 @@ class MetricReads:
         empty = SeriesBlock([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(1, np.int64))
         if not where:
             return empty
-        samples = self._engine.query_columns(
-            "SELECT Fingerprint, TimestampMs, Value FROM {db}.metrics_samples WHERE ".replace("{db}", self._db)
-            + where
-            + " ORDER BY Fingerprint, TimestampMs",
-            w.params,
-        )
-        fps = samples.get("Fingerprint", np.zeros(0, dtype=np.uint64)).astype(np.uint64, copy=False)
+        head = self._head.select_names(ranges) if self._head is not None else None
+        if head is not None:
+            fps, ts, values = head
+        else:
+            samples = self._engine.query_columns(
+                "SELECT Fingerprint, TimestampMs, Value FROM {db}.metrics_samples WHERE ".replace("{db}", self._db)
+                + where
+                + " ORDER BY Fingerprint, TimestampMs",
+                w.params,
+            )
+            fps = samples.get("Fingerprint", np.zeros(0, dtype=np.uint64)).astype(np.uint64, copy=False)
+            ts = samples.get("TimestampMs", np.zeros(0, dtype=np.int64)).astype(np.int64, copy=False)
+            values = samples.get("Value", np.zeros(0, dtype=np.float64)).astype(np.float64, copy=False)
         if len(fps) == 0:
             return empty
-        ts = samples["TimestampMs"].astype(np.int64, copy=False)
-        values = samples["Value"].astype(np.float64, copy=False)
         keep = np.ones(len(fps), dtype=bool)  # a sample written twice reads twice: keep the first
         keep[1:] = (fps[1:] != fps[:-1]) | (ts[1:] != ts[:-1])
         if not keep.all():
             fps, ts, values = fps[keep], ts[keep], values[keep]
         starts = np.flatnonzero(np.r_[True, fps[1:] != fps[:-1]])
         firsts = fps[starts].tolist()
-        labels = self._labels_for(firsts, lambda: self._labels_of_metrics(sorted(ranges)))
+        loader = self._labels_of_metrics if head is None else lambda _names: self._head_labels(fps)
+        labels = self._labels_for(firsts, lambda: loader(sorted(ranges)))
         known = np.array([fp in labels for fp in firsts], dtype=bool)
         if not known.all():  # samples whose series row is not visible yet: left out, as select() does
             rows = np.repeat(known, np.diff(np.r_[starts, len(fps)]))

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from collector.model import MapColumn, MetricBatch, MetricMetadata
 from collector.store.engine import Engine
+from collector.store.head import SampleHead
 
 # Re-write a known series at least this often so the series table's TTL only drops dead series.
 _SERIES_REFRESH_S = 86400.0
@@ -29,8 +30,10 @@ class StoreWriter:
         database: str,
         insert_delay: float = 0.0,
         observe_insert: Callable[[str, float, int], None] = lambda _t, _s, _n: None,
+        head: SampleHead | None = None,
     ) -> None:
         self._engine = engine
+        self._head = head
         self._db = database
         self._delay = insert_delay
         self._observe = observe_insert
@@ -82,7 +85,17 @@ class StoreWriter:
         exact = [b.exact_integers_table() for b in batches if b.exact_integers is not None]
         if exact:  # rare: integers past 2**53 that a double rounds
             self._insert("metrics_exact_integers", _with_names(_concat(exact), series))
-        self._insert("metrics_samples", _with_name_dictionary(_concat([b.samples_table() for b in batches]), series))
+        samples = _concat([b.samples_table() for b in batches])
+        self._insert("metrics_samples", _with_name_dictionary(samples, series))
+        if self._head is not None and samples.num_rows:
+            # Right after the store took them, before anything else can fail: the head never holds a
+            # sample the store does not, and holds every one it does from its floor on.
+            self._head.append(
+                series,
+                samples.column("Fingerprint").to_numpy(),
+                samples.column("TimestampMs").to_numpy(),
+                samples.column("Value").to_numpy(),
+            )
         self._insert("metrics_exemplars", _with_names(_concat([b.exemplars_table() for b in batches]), series))
         with self._lock:
             for fp in merged.series:
