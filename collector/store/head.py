@@ -18,7 +18,7 @@ Layout: sorted runs plus a pending list. A run holds samples sorted by (fingerpr
 `keys` = dense series index << 40 | (time - base) and `values`; finding any set of series and a time
 range in a run is two vectorised binary searches. Appends go to the pending list (unsorted, small) and are
 sorted into a run once it holds PENDING_ROWS; a maintenance thread merges runs of like size (so reads see
-few runs), merges everything into one when writes pause, and trims what fell below the floor.
+few runs), merges the newest further when writes pause, and trims what fell below the floor.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ _TIME_BITS = 40  # milliseconds after a run's base: 34 years
 _TIME_MASK = (1 << _TIME_BITS) - 1
 _MAX_SERIES_PER_RUN = 1 << (63 - _TIME_BITS)  # dense index bits left in a signed 64-bit key
 PENDING_ROWS = 65_536  # sorted into a run past this: a read scans the pending list whole
-IDLE_MERGE_S = 2.0  # writes paused this long: merge every run into one
+IDLE_MERGE_S = 2.0  # writes paused this long: merge the newest runs
+IDLE_MERGE_ALL_ROWS = 1_000_000  # ... and all of them when they are this few (about 0.1 s to sort)
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,8 @@ class SampleHead:
 
     def _seal_pending(self) -> None:
         """Sort the pending samples into a run (under the lock: a read sees them in one place or the other)."""
+        if not self._pending:
+            return
         run = _make_run(*(np.concatenate([p[i] for p in self._pending]) for i in range(3)))
         self._pending = []
         self._pending_rows = 0
@@ -283,14 +286,14 @@ class SampleHead:
         except Exception:
             return None
         names = [m for m in matchers if m.name == NAME and m.op == "="]
+        # The name's series hold its equality matcher already: only the others are checked per series.
+        rest = [(m, c) for m, c in zip(matchers, compiled, strict=True) if not names or m is not names[0]]
         with self._lock:
             candidates = list(self._by_name.get(names[0].value, ())) if names else list(self._labels)
+            if not rest:
+                return candidates
             labels = self._labels
-            return [
-                fp
-                for fp in candidates
-                if all(matcher_holds(m, labels[fp], c) for m, c in zip(matchers, compiled, strict=True))
-            ]
+            return [fp for fp in candidates if all(matcher_holds(m, labels[fp], c) for m, c in rest)]
 
     def labels(self, fps: Sequence[int]) -> dict[int, dict[str, str]]:
         with self._lock:
@@ -311,16 +314,19 @@ class SampleHead:
         if not ranges or min(lo for lo, _ in ranges.values()) < self._floor_ms:
             return None
         parts = []
+        asked: list[int] = []
         for name, (lo, hi) in ranges.items():
             with self._lock:
                 fps = sorted(self._by_name.get(name, ()))
+            asked += fps
             part = self._read(np.array(fps, dtype=np.uint64), lo, hi)
             if part is None:
                 return None
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        return _sorted(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+        m_fps, m_ts, m_values = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return _sorted(m_fps, m_ts, m_values, np.unique(np.array(asked, dtype=np.uint64)))
 
     def _read(self, fps: U64, start_ms: int, end_ms: int) -> tuple[U64, I64, F64] | None:
         view = self._view()
@@ -336,7 +342,8 @@ class SampleHead:
             return _EMPTY
         if len(found) == 1 and sorted_parts == 1:
             return found[0]
-        return _sorted(*(np.concatenate([f[i] for f in found]) for i in range(3)))
+        f_fps, f_ts, f_values = (np.concatenate([f[i] for f in found]) for i in range(3))
+        return _sorted(f_fps, f_ts, f_values, fps)
 
     # -- maintenance ------------------------------------------------------------------------------
 
@@ -431,7 +438,9 @@ class SampleHead:
         first = len(runs) - 1
         while first > 0 and runs[first].rows * 2 >= runs[first - 1].rows:
             first -= 1
-        if idle:
+        if idle and sum(r.rows for r in runs) <= IDLE_MERGE_ALL_ROWS:
+            first = 0
+        elif idle:
             newer = sum(r.rows for r in runs[first + 1 :]) + runs[first].rows
             while first > 0 and runs[first - 1].rows <= 2 * newer:
                 first -= 1
@@ -452,9 +461,20 @@ def _trimmed(run: _Run, floor: int) -> _Run | None:
     return _Run(run.fingerprints, run.keys[keep], run.values[keep], run.base_ms, floor, run.max_ms)
 
 
-def _sorted(fps: U64, ts: I64, values: F64) -> tuple[U64, I64, F64]:
-    """By (fingerprint, time), the first of equal pairs kept: the parts come oldest run first."""
-    order = np.lexsort((ts, fps))
+def _sorted(fps: U64, ts: I64, values: F64, distinct: U64) -> tuple[U64, I64, F64]:
+    """By (fingerprint, time), the first of equal pairs kept: the parts come oldest run first.
+    `distinct`: the fingerprints asked for, sorted, a superset of those in `fps`.
+
+    One stable sort of an int64 key (the fingerprint's rank among those asked for, then the time since
+    the earliest) instead of a lexsort of two columns: about three times faster on a read's samples."""
+    if not len(fps):
+        return fps, ts, values
+    t0 = int(ts.min())
+    if int(ts.max()) - t0 < (1 << _TIME_BITS) and len(distinct) < _MAX_SERIES_PER_RUN:
+        key = (np.searchsorted(distinct, fps).astype(np.int64) << _TIME_BITS) | (ts - t0)
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((ts, fps))
     fps, ts, values = fps[order], ts[order], values[order]
     keep = np.r_[True, (fps[1:] != fps[:-1]) | (ts[1:] != ts[:-1])]
     if not keep.all():
