@@ -104,11 +104,16 @@ class LogSearch:
                 where.append(f"{negate}match({expr}, {{v{i}:String}})")
                 params[f"v{i}"] = f"^(?:{m.value})$"  # Loki's label regexes are fully anchored
         for i, f in enumerate(filters):
-            params[f"f{i}"] = f.value
+            # A literal filter is a LIKE with the literal escaped (the same substring test as position()):
+            # the body's token index then skips granules missing a whole word of the literal (one with a
+            # separator on both sides, such as `refused` in "connection refused by"), which it cannot
+            # do for position().
+            literal = f.op in ("|=", "!=")
+            params[f"f{i}"] = f"%{like_escape(f.value)}%" if literal else f.value
             where.append(
                 {
-                    "|=": f"position(Body, {{f{i}:String}}) > 0",
-                    "!=": f"position(Body, {{f{i}:String}}) = 0",
+                    "|=": f"Body LIKE {{f{i}:String}}",
+                    "!=": f"Body NOT LIKE {{f{i}:String}}",
                     "|~": f"match(Body, {{f{i}:String}})",
                     "!~": f"NOT match(Body, {{f{i}:String}})",
                 }[f.op]
@@ -227,3 +232,8 @@ class LogSearch:
         )
         streams = len(self.streams(matchers, start_ns, end_ns)) if rows and rows[0]["n"] else 0
         return StreamStats(streams, int(rows[0]["n"]) if rows else 0, int(rows[0]["b"] or 0) if rows else 0)
+
+
+def like_escape(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern: backslash, % and _ escaped with a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -25,6 +25,7 @@ from collector.model import (
     format_double,
 )
 from collector.store.engine import Engine
+from collector.store.log_search import like_escape
 
 # Severity ranges of the OpenTelemetry log data model (SeverityNumber), by level name.
 SEVERITY_MIN = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
@@ -295,8 +296,8 @@ class StoreReader:
         if q.without_trace_id:
             where.append("TraceId = ''")
         if q.contains:
-            where.append("position(Body, {contains:String}) > 0")
-            params["contains"] = q.contains
+            where.append("Body LIKE {contains:String}")  # LIKE: the body's token index can skip (log_search)
+            params["contains"] = f"%{like_escape(q.contains)}%"
         if q.regex:
             where.append("match(Body, {regex:String})")
             params["regex"] = q.regex

@@ -94,6 +94,7 @@ def sent(collector: CollectorProcess) -> Sent:
             status = (200, 404, 500, 503)[i % 4]
             if i % 2 == 0:
                 body = f'level={text.lower() or "error"} msg="order {i}" status={status} duration={i * 10}ms'
+                body += f" tag={TAGS[(i // 2) % len(TAGS)]}"  # LIKE's metacharacters, matched literally
             else:
                 body = json.dumps(
                     {"msg": f"order {i}", "code": status, "user": ("ann", "bob")[i % 2 == 1 and i % 4 == 1]}
@@ -170,7 +171,14 @@ def _status(r: Record) -> int:
     return int(fields["status"])
 
 
+# Literal filters become LIKE patterns in the store: `_`, `%` and `\` must still match only themselves.
+TAGS = ["x_y", "50%", "a\\b", "plain"]
+
 LOG_CASES: list[tuple[str, Callable[[Sent, Record], bool]]] = [
+    ('{deployment_environment="ENV"} |= "_"', lambda s, r: "_" in r.line),
+    ('{deployment_environment="ENV"} |= "0%"', lambda s, r: "0%" in r.line),
+    ('{deployment_environment="ENV"} |= "a\\\\b"', lambda s, r: "a\\b" in r.line),
+    ('{deployment_environment="ENV"} != "_" != "%"', lambda s, r: "_" not in r.line and "%" not in r.line),
     ('{service_name="SVC_api"}', lambda s, r: r.stream["service_name"] == s.svc("api")),
     (
         '{service_name=~"loki-RUN-(api|db)", level!="debug"}',
@@ -309,7 +317,7 @@ METRIC_CASES: list[tuple[str, Callable[[Sent, int], dict[tuple[tuple[str, str], 
     ),
     (
         'max by (level) (count_over_time({deployment_environment="ENV"} |= "level=" | logfmt | drop order_id, '
-        "trace_id, span_id, customer, msg, status, duration, level_extracted [10m]))",
+        "trace_id, span_id, customer, msg, status, duration, tag, level_extracted [10m]))",
         lambda s, at: _max_level(s, at),
     ),
 ]
