@@ -6,11 +6,15 @@ itself with a database of its own.
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,9 +31,11 @@ from collector.config import RetentionSettings
 from collector.model import MetricBatch, MetricMetadata
 from collector.pipeline.field_types import FieldTypes, write_scope
 from collector.pipeline.series_limits import SeriesLimits
+from collector.store import schema
 from collector.store.engine import Engine
 from collector.store.readers import LogQuery, StoreReader, TraceQuery
 from collector.store.schema import MIGRATIONS, apply_retention, migrate
+from collector.store.trace_search import TraceSearch
 from collector.store.writer import StoreWriter
 
 CLICKHOUSE_URL = os.environ.get("OBS_TEST_CLICKHOUSE_URL", "")
@@ -156,6 +162,145 @@ def test_spans_round_trip_and_search(engine: Engine, db: str) -> None:
     assert reader.search_traces(TraceQuery(service=hostile, attributes=[(hostile, hostile)])) == []
     services = {s["name"]: s["operations"] for s in reader.services()}
     assert services == {"orders": ["child-1", "child-2", "child-3", "root"], "payments": ["child-1", "root"]}
+
+
+class RecordingEngine:
+    """The real engine, keeping every query it is sent, so a test can EXPLAIN the SQL a reader ran."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.name = engine.name
+        self._engine = engine
+        self.queries: list[tuple[str, dict[str, Any]]] = []
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._engine.command(sql, params)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        self.queries.append((sql, dict(params or {})))
+        return self._engine.query(sql, params)
+
+    def query_columns(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._engine.query_columns(sql, params)
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        self._engine.insert(table, data)
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+# Trace-by-id readers: (engine, database, trace id) -> [(span id, start ns)] in the order read.
+TRACE_READERS: dict[str, Callable[[Engine, str, str], list[tuple[str, int]]]] = {
+    "trace_search": lambda e, db, tid: [(s.span_id, s.start_ns) for s in TraceSearch(e, db).trace(tid)],
+    "store_reader": lambda e, db, tid: [
+        (s["span_id"], int(s["start_time_unix_nano"])) for s in StoreReader(e, db).trace(tid)
+    ],
+}
+
+
+@functools.cache
+def _other_orders_spans(base_ns: int) -> pa.Table:
+    """10,000 spans: 1,000 traces of 10 spans of the service "orders", over four seconds from base_ns."""
+    others = ExportTraceServiceRequest()
+    for i in range(1000):
+        others.resource_spans.extend(
+            _trace_request(uuid.uuid4().bytes, "orders", 10, base_ns + (i % 4) * 10**9).resource_spans
+        )
+    return decode_traces(others, TimeWindow())[0].to_arrow()
+
+
+def _write_traces(engine: Engine, db: str) -> dict[str, list[tuple[str, int]]]:
+    """Four traces of the service "orders" in five inserts (one trace's spans arrive in two), each insert
+    with 10,000 spans of 1,000 other traces of that service, so that in each part the table's order
+    (service, span name, second) puts a trace's child spans in its first granule of 8,192 rows and its
+    root span in the second, while the projection's order keeps the trace in one granule (the four ids
+    sort before any other). Parts are Wide, as in a store of any size (a small Compact part is one
+    granule). Returns each trace's (span id, start ns) in start order."""
+    engine.command(f"ALTER TABLE {db}.otel_traces MODIFY SETTING min_bytes_for_wide_part = 0")
+    writer = StoreWriter(engine, db)
+    base = 1_700_000_000_000_000_000
+    filler = _other_orders_spans(base)
+    ids = [bytes(15) + bytes([i + 1]) for i in range(4)]
+    requests = [
+        _trace_request(tid, "orders", n, base + i * 10**9)
+        for i, (tid, n) in enumerate(zip(ids, [5, 3, 7, 2], strict=True))
+    ]
+    late = _trace_request(ids[0], "orders", 3, base + 2 * 10**9 + 500)  # the same trace, later
+    for k, span in enumerate(late.resource_spans[0].scope_spans[0].spans):
+        span.span_id = (100 + k).to_bytes(8, "big")
+    spans: dict[str, list[tuple[str, int]]] = {}
+    for req in [*requests, late]:
+        table = decode_traces(req, TimeWindow())[0].to_arrow()
+        writer.write_spans([filler, table])
+        for row in table.select(["TraceId", "SpanId", "Timestamp"]).to_pylist():
+            spans.setdefault(row["TraceId"], []).append((row["SpanId"], row["Timestamp"].value))
+    return {tid: sorted(rows, key=lambda r: (r[1], r[0])) for tid, rows in spans.items()}
+
+
+def _read_with_projection(
+    engine: Engine, db: str, read: Callable[[Engine, str, str], list[tuple[str, int]]], tid: str
+) -> list[tuple[str, int]]:
+    """Read one trace, check that its span read uses the by_trace_id projection (EXPLAIN) and gives the
+    same rows as the table itself; returns the spans read."""
+    recording = RecordingEngine(engine)
+    spans = read(recording, db, tid)
+    [(sql, params)] = [(q, p) for q, p in recording.queries if f"FROM {db}.otel_traces WHERE" in q]
+    plan = "\n".join(engine.query("EXPLAIN indexes = 1 " + sql, params).column(0).to_pylist())
+    assert "by_trace_id" in plan, plan
+    assert (
+        engine.query(sql, params).to_pylist()
+        == engine.query(sql + " SETTINGS optimize_use_projections = 0", params).to_pylist()
+    )
+    return spans
+
+
+def _wait_for_mutations(engine: Engine, db: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    sql = "SELECT count() FROM system.mutations WHERE database = {d:String} AND NOT is_done"
+    while engine.query(sql, {"d": db}).column(0)[0].as_py():
+        assert time.monotonic() < deadline, f"mutations of {db} still running after {timeout} s"
+        time.sleep(0.05)
+
+
+def _parts_without_projection(engine: Engine, db: str) -> int:
+    sql = (
+        "SELECT countIf(NOT has(projections, 'by_trace_id')) FROM system.parts "
+        "WHERE active AND database = {d:String} AND table = 'otel_traces'"
+    )
+    return int(engine.query(sql, {"d": db}).column(0)[0].as_py())
+
+
+@pytest.mark.parametrize("read", TRACE_READERS.values(), ids=TRACE_READERS.keys())
+def test_trace_by_id_reads_spans_ordered_by_trace_id(
+    engine: Engine, db: str, read: Callable[[Engine, str, str], list[tuple[str, int]]]
+) -> None:
+    expected = _write_traces(engine, db)
+    assert _parts_without_projection(engine, db) == 0
+    for tid, spans in expected.items():
+        assert _read_with_projection(engine, db, read, tid) == spans
+    assert read(engine, db, uuid.uuid4().hex) == []
+
+
+@pytest.mark.parametrize("read", TRACE_READERS.values(), ids=TRACE_READERS.keys())
+def test_migration_7_gives_spans_already_stored_the_projection(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, read: Callable[[Engine, str, str], list[tuple[str, int]]]
+) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version < 7))
+    migrate(engine, db)
+    try:
+        expected = _write_traces(engine, db)
+        assert _parts_without_projection(engine, db) > 0
+        monkeypatch.undo()
+        assert migrate(engine, db) == [7]
+        # Whatever part the background mutation has reached, reads give the same spans.
+        assert {tid: read(engine, db, tid) for tid in expected} == expected
+        _wait_for_mutations(engine, db)
+        assert _parts_without_projection(engine, db) == 0
+        for tid, spans in expected.items():
+            assert _read_with_projection(engine, db, read, tid) == spans
+    finally:
+        engine.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def test_logs_round_trip_and_filters(engine: Engine, db: str) -> None:
