@@ -17,7 +17,10 @@ and metrics retention 0 so day-old samples are accepted) and VictoriaMetrics (`-
 get the same remote write 1.0 bodies; Prometheus gets the same samples as an OpenMetrics file backfilled
 with `promtool tsdb create-blocks-from openmetrics` into its data directory before it starts (its head
 refuses day-old samples over remote write). Each server is loaded and checked to see all 5.8M samples,
-then left to settle (idle: merges and compactions after loading done). Then all three run side by side
+then left to settle (idle: merges and compactions after loading done). The collector's samples of the last
+2 h are also in its head (collector/store/head.py, filled by the writes like any others): the 1 h queries
+are answered from memory, the 24 h ones from chDB. Prometheus reads the backfilled samples from its blocks
+(memory-mapped files; its head holds none of them). Then all three run side by side
 and take turns answering (every round queries each once, in rotating order), so outside load on the
 shared machine falls on all of them alike.
 
