@@ -138,6 +138,7 @@ class Ingest:
         for committer in self.committers.values():
             committer.start()
         if self._generator is not None:
+            self._generator.start()
             self._generator_task = asyncio.get_running_loop().create_task(
                 self._generator.run(self.derived), name="metrics-generator"
             )
@@ -147,6 +148,7 @@ class Ingest:
             self._generator_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._generator_task
+            await asyncio.get_running_loop().run_in_executor(None, self._generator.close)  # count what is queued
             with contextlib.suppress(Exception):  # the last totals, while the committers still run
                 await self.derived(self._generator.collect())
         for committer in self.committers.values():
@@ -344,9 +346,10 @@ class Ingest:
             m.queue_depth.labels(signal).set(committer.queued_rows + rows)
             await committer.submit(payload, rows)
             m.queue_depth.labels(signal).set(committer.queued_rows)
-            if signal == "traces" and self._generator is not None:
-                # After the insert: a refused one is retried by the client and must not count twice.
-                await asyncio.get_running_loop().run_in_executor(None, self._generator.observe, payload)
+            # After the insert: a refused one is retried by the client and must not count twice. The
+            # generator's thread counts them; only a full backlog makes the request wait.
+            if signal == "traces" and self._generator is not None and not self._generator.submit(payload):
+                await asyncio.get_running_loop().run_in_executor(None, self._generator.submit, payload, True)
         m.accepted.labels(signal, protocol).inc(accepted)
         if signal == "metrics":
             commit_deltas()

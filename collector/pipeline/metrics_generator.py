@@ -27,6 +27,18 @@ from collector.pipeline.span_metrics import SpanMetrics
 
 log = logging.getLogger("observatory.collector.metrics_generator")
 
+# Spans submitted and not yet counted, at most; past it submitters wait. About 2 s of the ingest rate.
+MAX_BACKLOG_SPANS = 200_000
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # columns of different layouts: count them one by one
+        return pa.concat_tables([t.select(tables[0].column_names).cast(tables[0].schema) for t in tables])
+
 
 class MetricsGenerator:
     def __init__(
@@ -47,8 +59,16 @@ class MetricsGenerator:
         self.expire_interval = max(0.05, min(2.0, wait / 2))
         self._wall_ms = wall_ms
         self._monotonic = monotonic
-        # observe() runs on executor threads, collect() on the event loop's task: one lock for both.
+        # observe() runs on the worker thread (or a caller's), collect() on an executor thread: one lock.
         self._lock = threading.Lock()
+        # Stored spans waiting for the worker: requests are answered without waiting for the counting,
+        # and the worker counts what piled up meanwhile in one call (Arrow's per-call cost paid once).
+        self._backlog: list[pa.Table] = []
+        self._backlog_rows = 0
+        self._busy = False
+        self._cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._stopping = False
 
     @classmethod
     def from_settings(cls, s: MetricsGeneratorSettings) -> MetricsGenerator | None:
@@ -73,6 +93,70 @@ class MetricsGenerator:
             if self.service_graph is not None:
                 self.service_graph.observe(spans, self._monotonic(), now_ms)
 
+    # -- the worker: counts stored spans off the request path --------------------------------------
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._stopping = False
+            self._worker = threading.Thread(target=self._work, name="metrics-generator", daemon=True)
+            self._worker.start()
+
+    def submit(self, spans: pa.Table, wait: bool = False) -> bool:
+        """Queue stored spans for counting. With a full backlog: False, or with `wait`, block until there
+        is room (the request waits: backpressure, never a dropped span)."""
+        with self._cond:
+            while self._backlog_rows >= MAX_BACKLOG_SPANS and not self._stopping:
+                if not wait:
+                    return False
+                self._cond.wait()
+            self._backlog.append(spans)
+            self._backlog_rows += spans.num_rows
+            self._cond.notify_all()
+        return True
+
+    def flush(self) -> None:
+        """Block until every submitted span is counted."""
+        with self._cond:
+            while (self._backlog or self._busy) and self._worker is not None and self._worker.is_alive():
+                self._cond.wait(0.1)
+
+    def close(self) -> None:
+        """Count what is queued, then stop the worker."""
+        self.flush()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    def _work(self) -> None:
+        next_expiry = self._monotonic() + self.expire_interval
+        while True:
+            with self._cond:
+                while not self._backlog and not self._stopping:
+                    left = next_expiry - self._monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if self._stopping and not self._backlog:
+                    return
+                tables, self._backlog, self._backlog_rows = self._backlog, [], 0
+                self._busy = bool(tables)
+                self._cond.notify_all()  # room in the backlog again
+            try:
+                if tables:
+                    self.observe(_concat(tables))
+                if self._monotonic() >= next_expiry:
+                    self.expire()
+                    next_expiry = self._monotonic() + self.expire_interval
+            except Exception:  # a bad batch must not stop the counting of the next ones
+                log.exception("counting spans for the metrics generator failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
     def expire(self) -> None:
         if self.service_graph is not None:
             with self._lock:
@@ -92,17 +176,20 @@ class MetricsGenerator:
         return batch
 
     async def run(self, write: Callable[[MetricBatch], Awaitable[None]]) -> None:
-        """Collect and `write` every collection_interval, settling edges in between, until cancelled."""
+        """Collect and `write` every collection_interval until cancelled; without the worker thread, also
+        settle edges in between. Collected on an executor thread: the lock may be held by a count."""
         next_collection = self._monotonic() + self.collection_interval
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(max(0.0, min(self.expire_interval, next_collection - self._monotonic())))
             if self._monotonic() < next_collection:
-                self.expire()
+                if self._worker is None:
+                    await loop.run_in_executor(None, self.expire)
                 continue
             next_collection += self.collection_interval
             if next_collection < self._monotonic():  # a slow write: skip the collections it overran
                 next_collection = self._monotonic() + self.collection_interval
-            batch = self.collect()
+            batch = await loop.run_in_executor(None, self.collect)
             if len(batch):
                 try:
                     await write(batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from collector.config import MetricsGeneratorSettings
 from collector.model import MetricBatch
@@ -80,3 +81,43 @@ def test_the_loop_writes_every_interval_until_cancelled() -> None:
     assert len(written) >= 2
     calls = [names_at(b, max(b.timestamp_ms))["traces_spanmetrics_calls_total"] for b in written]
     assert calls[:2] == [1.0, 1.0]  # cumulative: the same total again, not a delta
+
+
+def test_the_worker_counts_submitted_spans_as_observe_does() -> None:
+    clock = Clock()
+    defs = [SpanDef("a", "shop", "op", "server", 1), SpanDef("b", "shop", "op2", "server", 2)]
+    direct = MetricsGenerator(SpanMetrics(), ServiceGraph(), wall_ms=lambda: clock.ms, monotonic=lambda: clock.s)
+    queued = MetricsGenerator(SpanMetrics(), ServiceGraph(), wall_ms=lambda: clock.ms, monotonic=lambda: clock.s)
+    queued.start()
+    try:
+        for _ in range(5):
+            t = table(list(spans(defs).values()))
+            direct.observe(t)
+            assert queued.submit(t)
+        queued.flush()
+        assert names_at(queued.collect(), clock.ms) == names_at(direct.collect(), clock.ms)
+        assert names_at(queued.collect(), clock.ms)["traces_spanmetrics_calls_total"] == 5.0
+    finally:
+        queued.close()
+
+
+def test_a_full_backlog_makes_submitters_wait_and_close_counts_what_is_queued(monkeypatch: Any) -> None:
+    import threading
+
+    from collector.pipeline import metrics_generator
+
+    monkeypatch.setattr(metrics_generator, "MAX_BACKLOG_SPANS", 1)
+    gen = MetricsGenerator(SpanMetrics(), None)
+    t = table(list(spans([SpanDef("a", "shop", "op", "server", 1)]).values()))
+    assert gen.submit(t)  # no worker yet: the backlog fills
+    assert not gen.submit(t)  # full: the caller is told to wait
+    waited = threading.Thread(target=gen.submit, args=(t, True))
+    waited.start()
+    waited.join(0.2)
+    assert waited.is_alive()  # blocked while nothing drains the backlog
+    gen.start()
+    waited.join(5)
+    assert not waited.is_alive()
+    gen.close()  # counts what the waiting submitter added
+    batch = gen.collect()
+    assert names_at(batch, max(batch.timestamp_ms))["traces_spanmetrics_calls_total"] == 2.0
