@@ -262,7 +262,7 @@ class SampleHead:
                     strict=True,
                 )
             )
-        known = np.array([fp in labels for fp in fps.tolist()], dtype=bool) if len(fps) else np.zeros(0, bool)
+        known = np.isin(fps, np.fromiter(labels, dtype=np.uint64, count=len(labels)))
         run = _make_run(fps[known], cols["TimestampMs"][known], cols["Value"][known]) if len(fps) else None
         with self._lock:
             self._floor_ms = max(self._floor_ms, floor)
@@ -275,9 +275,6 @@ class SampleHead:
         log.info("head: %d samples of %d series since %d ms loaded from the store", len(fps), len(labels), floor)
 
     # -- reads ------------------------------------------------------------------------------------
-
-    def covers(self, start_ms: int) -> bool:
-        return start_ms >= self._floor_ms
 
     def _matching(self, matchers: Sequence[Matcher]) -> list[int] | None:
         """Fingerprints of the series matching every matcher (None: a regex Python cannot compile)."""
